@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny synthetic videos and a tiny random diffusion prior (CPU, seconds)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Tests never download: a missing weight is a skipped integration test, not a network wait.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VIDPLUG_OFFLINE", "1")
+
+
+def make_translating_video(t: int = 3, h: int = 16, w: int = 16, shift: int = 1, seed: int = 0) -> torch.Tensor:
+    """A smooth random texture translated by ``shift`` pixels per frame along x: (t, 3, h, w) in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, 3, h // 4 + 2, (w + shift * t) // 4 + 2, generator=g)
+    base = torch.nn.functional.interpolate(base, size=(h, w + shift * t), mode="bicubic", align_corners=False)
+    base = base.clamp(0, 1)
+    frames = [base[0, :, :, i * shift : i * shift + w] for i in range(t)]
+    return torch.stack(frames).contiguous()
+
+
+@pytest.fixture
+def tiny_video() -> torch.Tensor:
+    """3 frames, 16x16, RGB in [0, 1]."""
+    return make_translating_video(3, 16, 16)
+
+
+def make_tiny_prior(seed: int = 0):
+    """A random diffusers UNet2DModel (two levels, 8/16 channels) with DDPM's linear schedule."""
+    from diffusers import UNet2DModel
+
+    from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(
+        sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    ).eval()
+
+    class _Eps(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x, t):
+            return self.m(x, t).sample
+
+    return DiffusionPrior(_Eps(unet), linear_alphas_cumprod(1000), name="tiny-random", multiple=2, native_size=16)
+
+
+@pytest.fixture
+def tiny_prior():
+    return make_tiny_prior()

@@ -1,0 +1,62 @@
+"""Backward warping and forward-backward occlusion masks, shared by the pixel loss and the warping-error metric."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def flow_warp(x: Tensor, flow: Tensor, padding_mode: str = "border") -> Tensor:
+    """Backward-warp ``x`` with ``flow``: ``out(p) = x(p + flow(p))`` (bilinear).
+
+    Args:
+        x (Tensor): (n, c, h, w) images.
+        flow (Tensor): (n, 2, h, w) displacement in pixels, channel 0 = x (width), channel 1 = y (height).
+            With ``flow`` = flow from frame a to frame b, ``flow_warp(frame_b, flow)`` is frame b aligned to frame a.
+        padding_mode: ``grid_sample`` padding for samples that leave the frame.
+
+    Returns:
+        Tensor: (n, c, h, w).
+    """
+    n, _, h, w = x.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=x.device, dtype=flow.dtype),
+        torch.arange(w, device=x.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    gx = xs.unsqueeze(0) + flow[:, 0]  # (n, h, w) sample positions in pixels
+    gy = ys.unsqueeze(0) + flow[:, 1]
+    # normalise to [-1, 1] with align_corners=True: pixel 0 -> -1, pixel w-1 -> +1
+    gx = 2.0 * gx / max(w - 1, 1) - 1.0
+    gy = 2.0 * gy / max(h - 1, 1) - 1.0
+    grid = torch.stack((gx, gy), dim=-1).to(x.dtype)  # (n, h, w, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def occlusion_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
+    """Valid-pixel mask of Lai et al. (ECCV 2018, after Ruder et al. 2016) for the pair (a, b).
+
+    A pixel of frame a is invalid (0) when the forward-backward check fails,
+    ``|w_fw + w_bw'|^2 > 0.01 (|w_fw|^2 + |w_bw'|^2) + 0.5``, or it lies on a motion boundary,
+    ``|grad u|^2 + |grad v|^2 > 0.01 |w_fw|^2 + 0.002`` with ``(u, v) = w_fw``, where ``w_bw'`` is the backward
+    flow warped to frame a. This is Lai et al.'s ``detect_occlusion(bw, fw)``, the mask their warping error uses
+    for the pixels of the first frame of each pair.
+
+    Args:
+        flow_fw (Tensor): (n, 2, h, w) flow from a to b.
+        flow_bw (Tensor): (n, 2, h, w) flow from b to a.
+
+    Returns:
+        Tensor: (n, 1, h, w) float mask, 1 = valid (visible in both frames), 0 = occluded or motion boundary.
+    """
+    bw_at_a = flow_warp(flow_bw, flow_fw)  # backward flow sampled where each pixel of a lands in b
+    sum_sq = (flow_fw + bw_at_a).pow(2).sum(1)  # (n, h, w)
+    mag_sq = flow_fw.pow(2).sum(1) + bw_at_a.pow(2).sum(1)
+    occluded = sum_sq > 0.01 * mag_sq + 0.5
+    # motion boundaries: spatial gradient of the flow at a, forward differences, zero at the far edge
+    d_dx = F.pad(flow_fw[:, :, :, 1:] - flow_fw[:, :, :, :-1], (0, 1, 0, 0))
+    d_dy = F.pad(flow_fw[:, :, 1:, :] - flow_fw[:, :, :-1, :], (0, 0, 0, 1))
+    grad_sq = d_dx.pow(2).sum(1) + d_dy.pow(2).sum(1)
+    boundary = grad_sq > 0.01 * flow_fw.pow(2).sum(1) + 0.002
+    return (~(occluded | boundary)).unsqueeze(1).to(flow_fw.dtype)

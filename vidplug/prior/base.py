@@ -1,0 +1,87 @@
+"""The prior interface: an epsilon-prediction network plus its noise schedule.
+
+Every prior (ADM checkpoints through deepinv, diffusers ``UNet2DModel``, the bundled ``tiny`` prior, tiny random
+test models) is wrapped in a :class:`DiffusionPrior`. The solver only ever calls :meth:`DiffusionPrior.eps` and
+reads :attr:`DiffusionPrior.alphas_cumprod`.
+
+This module is also the one place where frames change range: vidplug's API uses [0, 1], the diffusion model [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def to_model_range(x: Tensor) -> Tensor:
+    """[0, 1] frames -> [-1, 1] model space."""
+    return x * 2.0 - 1.0
+
+
+def to_unit_range(x: Tensor) -> Tensor:
+    """[-1, 1] model space -> [0, 1] frames (not clamped: clamping would zero gradients)."""
+    return (x + 1.0) * 0.5
+
+
+def linear_alphas_cumprod(
+    num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> Tensor:
+    """DDPM's linear beta schedule as cumulative alpha products, float64, shape ``(num_train_timesteps,)``."""
+    betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+class DiffusionPrior(nn.Module):
+    """An epsilon-prediction network with its noise schedule.
+
+    Args:
+        eps_fn: module called as ``eps_fn(x_t, t)`` with ``x_t (N, C, H, W)`` in model space and ``t (N,)`` integer
+            timesteps; returns epsilon ``(N, C, H, W)`` (extra output channels, e.g. ADM's learned variance, are cut
+            off here).
+        alphas_cumprod: ``(num_train_timesteps,)`` cumulative products of ``1 - beta``.
+        name: human-readable identifier saved in reports.
+        multiple: spatial sizes the network accepts must be multiples of this (2 ** number of downsamplings);
+            other sizes are reflect-padded and cropped back inside :meth:`eps`.
+        native_size: the resolution the network was trained at (informational; larger frames are processed whole).
+        channels: number of image channels the network takes.
+    """
+
+    def __init__(
+        self,
+        eps_fn: nn.Module | Callable[[Tensor, Tensor], Tensor],
+        alphas_cumprod: Tensor,
+        name: str,
+        multiple: int = 1,
+        native_size: int | None = None,
+        channels: int = 3,
+    ) -> None:
+        super().__init__()
+        self.net = eps_fn
+        # float64 so the DDIM coefficients are exact; they are cast to the working dtype where used.
+        self.register_buffer("alphas_cumprod", alphas_cumprod.to(torch.float64), persistent=False)
+        self.name = name
+        self.multiple = int(multiple)
+        self.native_size = native_size
+        self.channels = channels
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.alphas_cumprod.shape[0])
+
+    def eps(self, x: Tensor, t: Tensor | int) -> Tensor:
+        """Predict the noise in ``x`` (N, C, H, W) at timestep(s) ``t``; pads to :attr:`multiple` and crops back."""
+        n, c, h, w = x.shape
+        if not torch.is_tensor(t):
+            t = torch.full((n,), int(t), device=x.device, dtype=torch.long)
+        elif t.ndim == 0:
+            t = t.expand(n)
+        pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
+        if pad_h or pad_w:
+            # reflect needs pad < size; fall back to replicate for tiny inputs
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        out = self.net(x, t)
+        return out[:, :c, :h, :w]  # ADM predicts (eps, variance): keep eps
