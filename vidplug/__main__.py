@@ -1,0 +1,5 @@
+import sys
+
+from vidplug.cli import main
+
+sys.exit(main())
