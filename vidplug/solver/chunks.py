@@ -1,0 +1,63 @@
+"""Chunk scheduling for long videos: which frames each chunk optimises, anchors, observes and writes.
+
+A chunk optimises ``size`` frames jointly: ``overlap`` frames already written by the previous chunk (anchored to that
+result so the seam does not flicker) followed by new frames it writes. Operators that couple frames in time (the
+temporal PSF of width k) need ``context = k // 2`` extra frames on each side: they are optimised too, so that every
+observed frame of the chunk has its whole PSF support inside the window, but they are neither written nor trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Absolute frame ranges (half-open) of one chunk."""
+
+    index: int
+    start: int  # first frame this chunk writes
+    stop: int  # one past the last frame it writes
+    anchor_start: int  # first overlap frame (== start for the first chunk): restored before, anchored here
+    window_start: int  # first frame optimised (anchor_start - context, clipped to the video)
+    window_stop: int  # one past the last frame optimised (stop + context, clipped)
+    data_start: int  # observed frames whose data term is exact within the window: [data_start, data_stop)
+    data_stop: int
+
+    @property
+    def window_len(self) -> int:
+        return self.window_stop - self.window_start
+
+    def local(self, frame: int) -> int:
+        """Index of absolute ``frame`` inside the optimised window."""
+        return frame - self.window_start
+
+
+def plan_chunks(num_frames: int, size: int, overlap: int = 0, context: int = 0) -> list[Chunk]:
+    """Split ``num_frames`` frames into chunks of ``size`` frames sharing ``overlap`` frames.
+
+    Every frame is written by exactly one chunk, in order. ``context`` frames are added on both sides of each window
+    for operators that couple neighbouring frames; a data term is kept only for frames whose coupling support lies in
+    the window (or is cut by the video's own ends, where the operator's boundary rule is the true one).
+    """
+    if num_frames < 1:
+        raise ValueError("num_frames must be >= 1")
+    if size < 1:
+        raise ValueError("chunk size must be >= 1")
+    if not 0 <= overlap < size:
+        raise ValueError(f"overlap must be in [0, chunk size), got overlap={overlap}, size={size}")
+    chunks: list[Chunk] = []
+    start = 0
+    while start < num_frames:
+        anchor_start = max(start - overlap, 0)
+        stop = min(anchor_start + size, num_frames)
+        window_start = max(anchor_start - context, 0)
+        window_stop = min(stop + context, num_frames)
+        # a frame t needs [t - context, t + context] inside the window, unless the window edge is the video's edge
+        data_start = window_start if window_start == 0 else window_start + context
+        data_stop = window_stop if window_stop == num_frames else window_stop - context
+        chunks.append(
+            Chunk(len(chunks), start, stop, anchor_start, window_start, window_stop, data_start, data_stop)
+        )
+        start = stop
+    return chunks
