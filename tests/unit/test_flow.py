@@ -1,0 +1,164 @@
+"""Optical flow: DIS against known synthetic motion, warping and occlusion masks, RAFT plumbing, the auto fallback."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidplug.consistency.flow import RAFT_LARGE, DISFlow, FlowModel, RAFTFlow, load_flow_model
+from vidplug.consistency.warp import flow_warp, occlusion_mask
+from vidplug.errors import MissingWeightsError, VidplugError
+
+INTERIOR = (slice(None), slice(None), slice(10, -10), slice(10, -10))  # away from borders where flow is ill-posed
+
+
+def smooth_texture(h: int, w: int, seed: int = 0, cell: int = 4) -> torch.Tensor:
+    """(3, h, w) smooth random texture in [0, 1] (bicubic upsampling of a coarse random grid)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // cell + 3, w // cell + 3, generator=g)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)[0]
+
+
+def translating_video(t: int, h: int, w: int, dx: int, dy: int, seed: int = 0) -> torch.Tensor:
+    """(t, 3, h, w): frame i is a window of one texture shifted by (i*dx, i*dy), so content moves by (-dx, -dy)."""
+    m = abs(dx) * t + abs(dy) * t + 4
+    tex = smooth_texture(h + 2 * m, w + 2 * m, seed)
+    return torch.stack([tex[:, m + i * dy : m + i * dy + h, m + i * dx : m + i * dx + w] for i in range(t)])
+
+
+def moving_square(h: int = 64, w: int = 64, size: int = 20, x0: int = 12, y0: int = 22, step: int = 4):
+    """Two frames: a textured square moving ``step`` px right over a static textured background."""
+    bg = smooth_texture(h, w, seed=1)
+    fg = smooth_texture(size, size, seed=2, cell=2) * 0.5 + 0.5
+    frames = []
+    for i in range(2):
+        f = bg.clone()
+        f[:, y0 : y0 + size, x0 + i * step : x0 + i * step + size] = fg
+        frames.append(f)
+    return torch.stack(frames)
+
+
+@pytest.mark.parametrize("dx,dy", [(1, 0), (2, 1), (-3, 2)])
+def test_dis_recovers_integer_translation(dx, dy):
+    video = translating_video(3, 64, 64, dx, dy)
+    fw, bw = DISFlow().flow_pair(video)
+    assert fw.shape == bw.shape == (2, 2, 64, 64)
+    assert fw.dtype == torch.float32
+    true_fw = torch.tensor([-dx, -dy], dtype=torch.float32).view(1, 2, 1, 1)
+    assert (fw - true_fw)[INTERIOR].abs().max() < 0.25
+    assert (bw + true_fw)[INTERIOR].abs().max() < 0.25
+
+
+def test_flow_warp_aligns_next_frame_with_true_and_dis_flow():
+    video = translating_video(3, 64, 64, 2, -1)
+    true_fw = torch.tensor([-2.0, 1.0]).view(1, 2, 1, 1).expand(2, 2, 64, 64)
+    exact = flow_warp(video[1:], true_fw)
+    assert torch.allclose(exact[INTERIOR], video[:-1][INTERIOR], atol=1e-5)
+    fw, _ = DISFlow().flow_pair(video)
+    approx = flow_warp(video[1:], fw)
+    assert (approx - video[:-1])[INTERIOR].pow(2).mean() < 1e-4
+    # a wrong flow must not align: the check above is not trivially satisfied
+    assert (flow_warp(video[1:], torch.zeros_like(fw)) - video[:-1])[INTERIOR].pow(2).mean() > 1e-3
+
+
+def test_occlusion_mask_true_flow_marks_covered_and_uncovered_regions():
+    h = w = 64
+    size, x0, y0, step = 20, 12, 22, 4
+    fw = torch.zeros(1, 2, h, w)
+    bw = torch.zeros(1, 2, h, w)
+    fw[0, 0, y0 : y0 + size, x0 : x0 + size] = step  # square pixels of frame 0 move right
+    bw[0, 0, y0 : y0 + size, x0 + step : x0 + step + size] = -step  # square pixels of frame 1 came from the left
+    valid_0 = occlusion_mask(fw, bw)[0, 0]  # pixels of frame 0
+    valid_1 = occlusion_mask(bw, fw)[0, 0]  # pixels of frame 1
+    rows = slice(y0 + 1, y0 + size - 1)
+    # background in front of the square is covered in frame 1: invalid for frame 0
+    assert valid_0[rows, x0 + size : x0 + size + step].sum() == 0
+    # background behind the square is uncovered in frame 1 (disocclusion): invalid for frame 1
+    assert valid_1[rows, x0 : x0 + step].sum() == 0
+    # the moving square's interior and the static background stay valid
+    assert valid_0[y0 + 2 : y0 + size - 2, x0 + 2 : x0 + size - 2].all()
+    static = torch.ones(h, w, dtype=torch.bool)
+    static[y0 - 2 : y0 + size + 2, x0 - 2 : x0 + size + step + 2] = False
+    assert valid_0[static].all() and valid_1[static].all()
+
+
+def test_occlusion_mask_with_dis_flow_on_moving_square():
+    size, x0, y0, step = 20, 12, 22, 4
+    fw, bw = DISFlow().flow_pair(moving_square(size=size, x0=x0, y0=y0, step=step))
+    valid_0 = occlusion_mask(fw, bw)[0, 0]
+    valid_1 = occlusion_mask(bw, fw)[0, 0]
+    rows = slice(y0 + 3, y0 + size - 3)
+    assert valid_0[rows, x0 + size : x0 + size + step].mean() < 0.5  # covered
+    assert valid_1[rows, x0 : x0 + step].mean() < 0.5  # uncovered
+    static = torch.ones(64, 64, dtype=torch.bool)
+    static[y0 - 8 : y0 + size + 8, x0 - 8 : x0 + size + step + 8] = False
+    assert valid_0[static].mean() > 0.95 and valid_1[static].mean() > 0.95
+
+
+def test_flow_inputs_are_checked_and_grayscale_accepted():
+    model = DISFlow()
+    with pytest.raises(VidplugError, match="same shape"):
+        model(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 30))
+    with pytest.raises(VidplugError, match="at least 2 frames"):
+        model.flow_pair(torch.rand(1, 3, 32, 32))
+    video = translating_video(2, 64, 64, 1, 0)
+    gray = video.mean(1, keepdim=True)
+    flow = model(gray[:1], gray[1:])
+    assert flow.shape == (1, 2, 64, 64)
+    assert (flow[:, 0][:, 10:-10, 10:-10] + 1).abs().median() < 0.25
+
+
+def test_load_flow_model_names():
+    assert load_flow_model("dis").name == "opencv_dis"
+    assert load_flow_model("opencv_dis").name == "opencv_dis"
+    with pytest.raises(VidplugError, match="unknown optical flow model"):
+        load_flow_model("farneback")
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    """A torch hub cache with nothing in it (weights never found, downloads disabled by conftest)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("VIDPLUG_OFFLINE", "1")
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def test_auto_falls_back_to_dis_offline_with_warning(empty_torch_home, caplog):
+    assert RAFT_LARGE.path.parent == empty_torch_home
+    with caplog.at_level(logging.WARNING, logger="vidplug.consistency.flow"):
+        model = load_flow_model("auto")
+    assert isinstance(model, DISFlow) and model.name == "opencv_dis"
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert RAFT_LARGE.filename in message and str(empty_torch_home) in message
+
+
+def test_raft_offline_without_weights_raises(empty_torch_home):
+    with pytest.raises(MissingWeightsError, match=RAFT_LARGE.filename):
+        load_flow_model("raft")
+
+
+def test_raft_plumbing_with_random_weights(empty_torch_home):
+    """RAFT with random weights at the cached path: found by 'auto', odd and tiny sizes padded and cropped back."""
+    from torchvision.models.optical_flow import raft_large
+
+    torch.manual_seed(0)
+    empty_torch_home.mkdir(parents=True)
+    torch.save(raft_large(weights=None).state_dict(), RAFT_LARGE.path)
+    model = load_flow_model("auto")
+    assert isinstance(model, RAFTFlow) and model.name == "raft_large"
+    model.iterations, model.batch_size = 2, 1  # speed; batch_size 1 also exercises chunking
+    video = torch.rand(3, 3, 36, 44)
+    fw, bw = model.flow_pair(video)
+    assert fw.shape == bw.shape == (2, 2, 36, 44)
+    assert torch.isfinite(fw).all() and torch.isfinite(bw).all()
+    # batched pairs give the same flow as one pair at a time (no cross-talk between batch items)
+    single = model(video[1:2], video[2:3])
+    assert torch.allclose(single, fw[1:2], atol=1e-4)
+
+
+def test_flow_model_is_abstract():
+    with pytest.raises(TypeError):
+        FlowModel()  # type: ignore[abstract]

@@ -1,0 +1,214 @@
+"""Optical flow between frames: torchvision's RAFT-large, with OpenCV's DIS as the weight-free fallback.
+
+Every flow model maps two batches of frames ``(N, 3, H, W)`` in [0, 1] to the flow from the first to the second,
+``(N, 2, H, W)`` in pixels, channel 0 = x (width), channel 1 = y (height), on the inputs' device. The convention is
+the one :func:`vidplug.consistency.warp.flow_warp` expects: with ``flow = model(a, b)``, ``flow_warp(b, flow)`` is
+frame ``b`` aligned to frame ``a``.
+
+Flow is a measurement here (warping error, pixel-consistency targets), never differentiated through, so every model
+runs under ``torch.no_grad()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidplug.errors import MissingWeightsError, VidplugError
+from vidplug.weights import WeightSpec, register, require, torch_hub_checkpoints
+
+log = logging.getLogger(__name__)
+
+# torchvision's Raft_Large_Weights.DEFAULT (= C_T_SKHT_V2: FlyingChairs + FlyingThings, fine-tuned on Sintel mix).
+# Same file name and directory as torchvision's own download, so a copy fetched by torchvision is found and reused.
+RAFT_LARGE = register(
+    WeightSpec(
+        name="raft-large",
+        filename="raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+        url="https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+        size_bytes=21_106_607,
+        description="RAFT-large optical flow (torchvision Raft_Large_Weights.DEFAULT)",
+        cache_dir=torch_hub_checkpoints,
+        sha256="ff5fadd56d26b40647388883af1547351ea17868b765c05b27231e72dd16a322",
+    )
+)
+
+
+class FlowModel(ABC):
+    """Dense optical flow between two batches of frames.
+
+    Subclasses implement :meth:`_flow`; :meth:`__call__` checks shapes, turns grayscale into RGB and disables grad.
+    """
+
+    name: str = "flow"  # identifier shown in reports
+
+    def __call__(self, src: Tensor, dst: Tensor) -> Tensor:
+        """Flow from ``src`` to ``dst``.
+
+        Args:
+            src (Tensor): (n, c, h, w) frames in [0, 1], c = 3 (or 1: repeated to RGB).
+            dst (Tensor): (n, c, h, w) frames in [0, 1], same shape as ``src``.
+
+        Returns:
+            Tensor: (n, 2, h, w) float32 flow in pixels on ``src.device``; ``flow_warp(dst, flow)`` ~ ``src``.
+        """
+        if src.ndim != 4 or src.shape != dst.shape or src.shape[1] not in (1, 3):
+            raise VidplugError(
+                f"optical flow needs two (N, 3, H, W) batches of the same shape, got {tuple(src.shape)} and "
+                f"{tuple(dst.shape)}; pass RGB (or single-channel) frames of equal size"
+            )
+        if src.shape[1] == 1:
+            src, dst = src.expand(-1, 3, -1, -1), dst.expand(-1, 3, -1, -1)
+        with torch.no_grad():
+            flow = self._flow(src.float().clamp(0, 1), dst.float().clamp(0, 1))
+        return flow.to(device=src.device, dtype=torch.float32)
+
+    @abstractmethod
+    def _flow(self, src: Tensor, dst: Tensor) -> Tensor:
+        """(n, 3, h, w), (n, 3, h, w) in [0, 1] -> (n, 2, h, w) flow from src to dst."""
+
+    def flow_pair(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Forward and backward flow between consecutive frames of one video, both directions in one batch.
+
+        Args:
+            frames (Tensor): (t, c, h, w) video in [0, 1], t >= 2.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``fw`` (t-1, 2, h, w) with ``fw[i]`` = flow(i -> i+1), and ``bw`` (t-1, 2, h, w)
+            with ``bw[i]`` = flow(i+1 -> i).
+        """
+        if frames.ndim != 4 or frames.shape[0] < 2:
+            raise VidplugError(
+                f"flow_pair needs a (T, C, H, W) video with at least 2 frames, got shape {tuple(frames.shape)}"
+            )
+        n = frames.shape[0] - 1
+        src = torch.cat((frames[:-1], frames[1:]))  # (2(t-1), c, h, w): forward pairs, then backward pairs
+        dst = torch.cat((frames[1:], frames[:-1]))
+        flow = self(src, dst)  # (2(t-1), 2, h, w)
+        return flow[:n], flow[n:]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class RAFTFlow(FlowModel):
+    """torchvision's RAFT-large (``Raft_Large_Weights.DEFAULT``), weights found through :mod:`vidplug.weights`.
+
+    Args:
+        device: where the network runs (inputs on other devices are moved there and the flow moved back).
+        iterations: RAFT's recurrent refinement steps (torchvision's default 12).
+        batch_size: frame pairs per forward pass (bounds memory on long or large videos).
+        allow_download: passed to :func:`vidplug.weights.require`; None = download unless offline.
+
+    Raises:
+        MissingWeightsError: the checkpoint is not cached and cannot be downloaded.
+    """
+
+    name = "raft_large"
+    multiple = 8  # RAFT's feature encoder downsamples by 8
+    min_size = 128  # smaller frames are replicate-padded up to this and cropped back
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        iterations: int = 12,
+        batch_size: int = 8,
+        allow_download: bool | None = None,
+    ) -> None:
+        from torchvision.models.optical_flow import Raft_Large_Weights, raft_large
+
+        path = require(RAFT_LARGE, allow_download=allow_download)
+        self.device = torch.device(device)
+        self.iterations = int(iterations)
+        self.batch_size = max(1, int(batch_size))
+        # weights=None + our own load: the path logic (cache dir, offline message) stays in vidplug.weights
+        net = raft_large(weights=None, progress=False)
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.net = net.eval().to(self.device)
+        self.preprocess = Raft_Large_Weights.DEFAULT.transforms()  # torchvision's preset: [0, 1] -> [-1, 1]
+
+    def _flow(self, src: Tensor, dst: Tensor) -> Tensor:
+        n, _, h, w = src.shape
+        # RAFT needs sizes divisible by 8 and at least 128 (its correlation pyramid halves the 1/8 map 3 times)
+        pad_h = max((-h) % self.multiple, self.min_size - h)
+        pad_w = max((-w) % self.multiple, self.min_size - w)
+        # pad both sides (as RAFT's own InputPadder) so the border is treated symmetrically, then crop back
+        pad = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        out = []
+        for i in range(0, n, self.batch_size):
+            a, b = self.preprocess(src[i : i + self.batch_size], dst[i : i + self.batch_size])
+            a = F.pad(a.to(self.device), pad, mode="replicate")  # (b, 3, h + pad_h, w + pad_w) in [-1, 1]
+            b = F.pad(b.to(self.device), pad, mode="replicate")
+            flows = self.net(a, b, num_flow_updates=self.iterations)
+            flow = flows[-1]  # the last refinement is the estimate; earlier ones exist for the training loss
+            out.append(flow[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w])
+        return torch.cat(out)
+
+
+class DISFlow(FlowModel):
+    """OpenCV's DIS optical flow (Kroeger et al. 2016), medium preset, on 8-bit grayscale; needs no weights."""
+
+    name = "opencv_dis"
+
+    def __init__(self, preset: int | None = None) -> None:
+        import cv2
+
+        self.preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset
+
+    def _flow(self, src: Tensor, dst: Tensor) -> Tensor:
+        import cv2
+
+        dis = cv2.DISOpticalFlow_create(self.preset)  # one per call: the object holds per-run state
+        gray_src, gray_dst = _to_gray_uint8(src), _to_gray_uint8(dst)  # (n, h, w) uint8
+        flows = [dis.calc(a, b, None) for a, b in zip(gray_src, gray_dst, strict=True)]  # each (h, w, 2) float32
+        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)  # (n, 2, h, w)
+
+
+def _to_gray_uint8(x: Tensor) -> np.ndarray:
+    """(n, 3, h, w) in [0, 1] -> (n, h, w) uint8 luma, as OpenCV's flow methods take."""
+    import cv2
+
+    rgb = (x * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # (n, h, w, 3)
+    return np.stack([cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in rgb])
+
+
+FLOW_MODELS = ("auto", "raft", "dis")
+
+
+def load_flow_model(name: str = "auto", device: str | torch.device = "cpu") -> FlowModel:
+    """Build a flow model by name.
+
+    Args:
+        name: ``"raft"`` (RAFT-large; raises :class:`MissingWeightsError` when its weights are absent offline),
+            ``"dis"`` (OpenCV DIS), or ``"auto"`` (RAFT when its weights are cached or downloadable, else DIS with
+            a logged warning naming the file to place and where). ``"raft_large"`` / ``"opencv_dis"`` (the models'
+            report names) are accepted too.
+        device: where RAFT runs; DIS runs on the CPU and returns flow on the inputs' device.
+
+    Returns:
+        FlowModel: its ``.name`` (``"raft_large"`` or ``"opencv_dis"``) is what reports show.
+    """
+    key = {"raft_large": "raft", "opencv_dis": "dis"}.get(name, name)
+    if key == "raft":
+        return RAFTFlow(device)
+    if key == "dis":
+        return DISFlow()
+    if key == "auto":
+        try:
+            return RAFTFlow(device)
+        except MissingWeightsError:
+            log.warning(
+                "optical flow: using OpenCV DIS because RAFT-large weights are missing; for RAFT place %s (%s, from "
+                "%s) at %s",
+                RAFT_LARGE.filename,
+                RAFT_LARGE.human_size(),
+                RAFT_LARGE.url,
+                RAFT_LARGE.path,
+            )
+            return DISFlow()
+    raise VidplugError(f"unknown optical flow model '{name}'; choose one of: {', '.join(FLOW_MODELS)}")
