@@ -62,6 +62,8 @@ class DiffusionPrior(nn.Module):
         self.net = eps_fn
         # float64 so the DDIM coefficients are exact; they are cast to the working dtype where used.
         self.register_buffer("alphas_cumprod", alphas_cumprod.to(torch.float64), persistent=False)
+        # host copy for the per-step DDIM coefficients: reading the buffer on a GPU would sync every call
+        self._alpha_bar_host: list[float] = alphas_cumprod.detach().to("cpu", torch.float64).tolist()
         self.name = name
         self.multiple = int(multiple)
         self.native_size = native_size
@@ -70,6 +72,26 @@ class DiffusionPrior(nn.Module):
     @property
     def num_train_timesteps(self) -> int:
         return int(self.alphas_cumprod.shape[0])
+
+    @property
+    def net_dtype(self) -> torch.dtype | None:
+        """dtype of the network's floating-point weights (None for a parameter-free callable)."""
+        net = self.net
+        if isinstance(net, nn.Module):
+            for p in net.parameters():
+                if p.is_floating_point():
+                    return p.dtype
+        return None
+
+    def freeze(self) -> DiffusionPrior:
+        """Eval mode and no weight gradients (vidplug optimises the seed z, never the network); returns self."""
+        self.eval()
+        self.requires_grad_(False)
+        return self
+
+    def alpha_bar(self, t: int) -> float:
+        """Cumulative alpha product at integer timestep ``t`` as a float; 1.0 for ``t < 0`` (clean image)."""
+        return 1.0 if t < 0 else self._alpha_bar_host[t]
 
     def eps(self, x: Tensor, t: Tensor | int) -> Tensor:
         """Predict the noise in ``x`` (N, C, H, W) at timestep(s) ``t``; pads to :attr:`multiple` and crops back."""
@@ -83,5 +105,6 @@ class DiffusionPrior(nn.Module):
             # reflect needs pad < size; fall back to replicate for tiny inputs
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        out = self.net(x, t)
-        return out[:, :c, :h, :w]  # ADM predicts (eps, variance): keep eps
+        # the network runs in its own dtype (e.g. loaded as bfloat16); the caller keeps working in x's dtype
+        out = self.net(x.to(self.net_dtype or x.dtype), t)
+        return out[:, :c, :h, :w].to(x.dtype)  # ADM predicts (eps, variance): keep eps
