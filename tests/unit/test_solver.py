@@ -159,6 +159,7 @@ def test_es_wmv_stops_and_returns_its_choice(tiny_prior, problem):
     assert r.stopped_by == "es-wmv"
     assert r.chosen_iteration == 2 and r.iterations_run == 7
     assert len(r.es_variance) == 7 and r.es_variance[2] == 0.0
+    assert json.loads(json.dumps(r.to_dict(), allow_nan=False))["es_variance"][0] is None  # NaN before the window
 
 
 def test_es_enabled_but_window_never_fills_returns_last_iterate(tiny_prior, problem):

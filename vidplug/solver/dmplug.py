@@ -119,10 +119,20 @@ class SolveResult:
     es_variance: list[float] | None = None  # ES-WMV windowed variance per iteration (NaN until the window fills)
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (no tensors)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("frames", "z")}
+        """JSON-ready summary (no tensors; NaN/inf in the curves become None, which strict JSON can hold)."""
+        out = {f.name: _json_safe(getattr(self, f.name)) for f in fields(self) if f.name not in ("frames", "z")}
         out["frames_shape"] = list(self.frames.shape)
         return out
+
+
+def _json_safe(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
 
 
 def solve(
