@@ -1,0 +1,101 @@
+"""End-to-end pipeline on tiny synthetic clips with a tiny random prior (CPU, seconds)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import make_tiny_prior, make_translating_video
+from vidplug.config import RestoreConfig, apply_overrides
+from vidplug.errors import VidplugError
+from vidplug.io import read_video, write_video
+from vidplug.pipeline import Models, config_path_for, restore_video
+
+
+class _TinyModels(Models):
+    """Models with the tiny random prior and DIS flow (no weights needed)."""
+
+    def __init__(self, cfg, device):
+        self.cfg, self.device, self.notes = cfg, device, []
+        self.prior = make_tiny_prior() if cfg.method == "dmplug" else None
+        self.clip = None
+        self.flow = self._load_flow("dis") if cfg.consistency.pixel_weight > 0 else None
+
+
+def _cfg(*overrides: str, task: tuple[str, ...] = ("task.name=sr", "task.options.factor=2")) -> RestoreConfig:
+    base = [*task, "solver.iters=6", "solver.early_stop=false", "device=cpu",
+            "consistency.semantic_weight=0", "consistency.pixel_weight=0"]
+    return apply_overrides(RestoreConfig(), base + list(overrides))
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    path = tmp_path / "clean"
+    write_video(make_translating_video(20, 16, 16, shift=1), path, fps=10)
+    return path
+
+
+def test_chunked_restore_writes_every_frame_once_in_order(clip, tmp_path):
+    cfg = _cfg("chunk.size=8", "chunk.overlap=2")
+    out = tmp_path / "restored"
+    res = restore_video(clip, out, cfg, simulate=True, keep_frames=True, progress=False,
+                        models=_TinyModels(cfg, torch.device("cpu")), report_path=tmp_path / "r.json")
+    written = read_video(out).frames
+    assert written.shape == (20, 3, 16, 16)
+    assert [c["frames"] for c in res.chunks] == [[0, 8], [8, 14], [14, 20]]
+    assert torch.allclose(written, res.frames, atol=1 / 255 + 1e-6)  # PNG quantisation only
+    assert torch.isfinite(written).all()
+    m = res.report["metrics"]
+    assert m["frames"] == 20 and len(m["per_frame"]["psnr"]) == 20 and len(m["per_frame"]["warping_error"]) == 19
+    assert m["warping_error_seams"] is not None and m["warping_error_inside"] is not None
+    assert config_path_for(out).is_file() and (tmp_path / "r.json").is_file()
+
+
+def test_bicubic_baseline_and_same_seed_same_result(clip, tmp_path):
+    cfg = _cfg("method=bicubic")
+    res = restore_video(clip, tmp_path / "b.mp4", cfg, simulate=True, keep_frames=True, progress=False,
+                        models=_TinyModels(cfg, torch.device("cpu")))
+    assert res.frames.shape == (20, 3, 16, 16) and res.report["metrics"]["psnr"] > 15
+    cfg = _cfg("chunk.size=10", "chunk.overlap=0")
+    a = restore_video(clip, tmp_path / "a1", cfg, simulate=True, keep_frames=True, progress=False,
+                      models=_TinyModels(cfg, torch.device("cpu")), read={"max_frames": 10})
+    b = restore_video(clip, tmp_path / "a2", cfg, simulate=True, keep_frames=True, progress=False,
+                      models=_TinyModels(cfg, torch.device("cpu")), read={"max_frames": 10})
+    assert torch.equal(a.frames, b.frames)
+
+
+def test_pixel_term_lowers_warping_error(clip, tmp_path):
+    results = {}
+    for w in (0.0, 20.0):
+        cfg = _cfg(f"consistency.pixel_weight={w}", "solver.iters=25", "chunk.size=6", "chunk.overlap=1",
+                   "consistency.flow_refresh_every=0", "solver.lr=0.05")
+        res = restore_video(clip, tmp_path / f"p{w}", cfg, simulate=True, progress=False, read={"max_frames": 6},
+                            models=_TinyModels(cfg, torch.device("cpu")))
+        results[w] = res.report["metrics"]["warping_error"]
+    assert results[20.0] < results[0.0]
+
+
+def test_temporal_task_carries_context(tmp_path):
+    clip = tmp_path / "c"
+    write_video(make_translating_video(12, 16, 16), clip, fps=10)
+    cfg = _cfg("chunk.size=5", "chunk.overlap=1", "solver.iters=2", task=("task.name=temporal", "task.options.k=3"))
+    res = restore_video(clip, tmp_path / "t", cfg, simulate=True, progress=False,
+                        models=_TinyModels(cfg, torch.device("cpu")))
+    assert [c["window"] for c in res.chunks][1] == [3, 10]  # anchor_start 4 minus context 1; stop 9 plus 1
+    assert res.report["metrics"]["frames"] == 12
+
+
+def test_existing_output_is_not_overwritten(clip, tmp_path):
+    out = tmp_path / "exists.mp4"
+    out.write_bytes(b"precious")
+    cfg = _cfg("method=bicubic")
+    with pytest.raises(VidplugError, match="--overwrite"):
+        restore_video(clip, out, cfg, simulate=True, progress=False, models=_TinyModels(cfg, torch.device("cpu")))
+    assert out.read_bytes() == b"precious"
+
+
+def test_real_inpainting_needs_a_mask(clip, tmp_path):
+    cfg = _cfg(task=("task.name=inpaint",))
+    with pytest.raises(VidplugError, match="--mask"):
+        restore_video(clip, tmp_path / "o", cfg, simulate=False, progress=False,
+                      models=_TinyModels(cfg, torch.device("cpu")))

@@ -1,0 +1,42 @@
+"""``vidplug restore``: restore a video (or, with --simulate, degrade a clean one, restore it and score it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vidplug.cli.common import add_config_args, add_read_args, config_from_args, read_kwargs
+
+
+def register(sub) -> None:
+    p = sub.add_parser("restore", help="restore a degraded video (DMPlug + temporal consistency)",
+                       description="Restore INPUT and write OUT (.mp4 or a PNG folder).")
+    p.add_argument("input", help="video file or image folder (the observation; the clean video with --simulate)")
+    p.add_argument("--out", required=True, help="output .mp4/.mkv or PNG folder")
+    p.add_argument("--simulate", action="store_true", help="INPUT is clean: degrade it, restore, report metrics")
+    p.add_argument("--mask", default=None, help="inpainting mask video/folder (white = observed), real observations")
+    p.add_argument("--report", default=None, help="write a JSON report here")
+    p.add_argument("--side-by-side", default=None, help="also write observation | restored (| truth) here")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_config_args(p)
+    add_read_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidplug.pipeline import restore_video
+
+    cfg = config_from_args(args)
+    result = restore_video(
+        args.input, args.out, cfg, simulate=args.simulate, mask=args.mask, read=read_kwargs(args),
+        report_path=args.report, side_by_side=args.side_by_side, overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    r = result.report
+    line = f"restored {r['frames']} frames -> {result.out} in {r['wall_time_s']:.1f} s"
+    if "metrics" in r:
+        m = {k: r["metrics"][k] for k in ("psnr", "ssim", "lpips", "warping_error")}
+        line += " | " + json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()})
+    print(line)
+    return 0

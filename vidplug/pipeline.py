@@ -1,0 +1,379 @@
+"""video in -> chunks -> solver -> stitched video out. The one place that wires io, physics, prior, consistency,
+solver and metrics together.
+
+Frames stream through a sliding window, so memory is bounded by the chunk size (plus temporal context), not by the
+length of the video. In simulation mode the input is the clean video: each chunk is degraded with the task's operator
+(noise drawn per absolute frame index, so the observation does not depend on the chunking), restored, and scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vidplug.config import RestoreConfig, dump_yaml, to_dict
+from vidplug.errors import VidplugError
+from vidplug.io import VideoWriter, iter_frames, probe_video
+from vidplug.io.atomic import atomic_write_json, atomic_write_text
+from vidplug.physics import build_operator
+from vidplug.simulate import observe, temporal_context
+from vidplug.solver.chunks import Chunk, plan_chunks
+
+log = logging.getLogger(__name__)
+
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; an unavailable cuda request is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise VidplugError(f"--device {name} requested but no CUDA device is available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise VidplugError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+
+
+def sr_factor(cfg: RestoreConfig) -> int:
+    """Spatial upscaling between observation and restoration (1 for non-SR tasks)."""
+    return int(cfg.task.options.get("factor", 4)) if cfg.task.name in ("sr4", "sr") else 1
+
+
+def initial_seeds(shape: tuple[int, int, int], frames: range, seed: int) -> Tensor:
+    """Initial diffusion seeds ``(len(frames), C, H, W)``, one per absolute frame index (chunking-independent)."""
+    out = []
+    for t in frames:
+        g = torch.Generator().manual_seed(int(seed) * 7_919 + 104_729 + int(t))
+        out.append(torch.randn(shape, generator=g))
+    return torch.stack(out)
+
+
+class FrameWindow:
+    """Random access to a forward-only frame stream, keeping only frames that may still be needed."""
+
+    def __init__(self, frames: Iterator[Tensor]):
+        self._it = frames
+        self._cache: dict[int, Tensor] = {}
+        self._next = 0
+
+    def get(self, start: int, stop: int) -> Tensor:
+        """Frames ``[start, stop)`` as ``(n, C, H, W)``."""
+        while self._next < stop:
+            try:
+                self._cache[self._next] = next(self._it)
+            except StopIteration:
+                raise VidplugError(f"the video ended after {self._next} frames, expected at least {stop}") from None
+            self._next += 1
+        return torch.stack([self._cache[t] for t in range(start, stop)])
+
+    def release(self, before: int) -> None:
+        for t in [t for t in self._cache if t < before]:
+            del self._cache[t]
+
+
+class CroppedOperator(torch.nn.Module):
+    """The data term of a chunk: the window's operator, keeping only the observed frames ``[lo, hi)`` of its output."""
+
+    def __init__(self, op: torch.nn.Module, lo: int, hi: int):
+        super().__init__()
+        self.op, self.lo, self.hi = op, lo, hi
+
+    def A(self, x: Tensor) -> Tensor:  # noqa: N802 (operator notation)
+        return self.op.A(x)[self.lo : self.hi]
+
+    def A_dagger(self, y: Tensor) -> Tensor:  # noqa: N802
+        return self.op.A_dagger(y)
+
+
+@dataclass
+class RestoreResult:
+    """What a restoration run produced (``report`` is the JSON-ready summary)."""
+
+    out: Path
+    report: dict[str, Any]
+    frames: Tensor | None = None  # restored frames when ``keep_frames`` was asked for (small videos / tests)
+    observation: Tensor | None = None
+    reference: Tensor | None = None
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Models:
+    """Networks built once per run: the prior, and the consistency models the config turns on.
+
+    A consistency model whose weights are missing offline is replaced by its stated fallback (flow: OpenCV DIS) or
+    switched off (CLIP) with a warning recorded in ``notes``; the report shows what was used.
+    """
+
+    def __init__(self, cfg: RestoreConfig, device: torch.device):
+        self.cfg, self.device, self.notes = cfg, device, []
+        self.prior = self.clip = self.flow = None
+        if cfg.method == "dmplug":
+            from vidplug.prior import load_prior
+
+            self.prior = load_prior(cfg.prior.name, device=device)
+        cons = cfg.consistency
+        if cfg.method == "dmplug" and cons.semantic_weight > 0:
+            from vidplug.consistency.semantic import load_clip_encoder
+            from vidplug.errors import MissingWeightsError
+
+            try:
+                self.clip = load_clip_encoder(cons.clip_model, cons.clip_pretrained, device=device)
+            except MissingWeightsError as exc:
+                msg = f"semantic consistency disabled: {exc}"
+                log.warning(msg)
+                self.notes.append(msg)
+        if cfg.method == "dmplug" and cons.pixel_weight > 0:
+            self.flow = self._load_flow(cons.flow_model)
+
+    def _load_flow(self, name: str):
+        from vidplug.consistency.flow import load_flow_model
+
+        return load_flow_model(name, device=self.device)
+
+    def metrics_flow(self):
+        """The flow model for the warping-error metric (the pixel loss's one when it exists)."""
+        if self.flow is None:
+            self.flow = self._load_flow(self.cfg.consistency.flow_model)
+        return self.flow
+
+
+def _extra_terms(cfg: RestoreConfig, models: Models, chunk: Chunk, init: Tensor, anchors: Tensor | None) -> list:
+    """Consistency terms for one chunk window: semantic (CLIP), pixel (flow warping), anchor (overlap frames)."""
+    from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency
+    from vidplug.consistency.semantic import SemanticConsistency
+
+    cons, terms = cfg.consistency, []
+    if models.clip is not None and chunk.window_len > 1 and cons.semantic_weight > 0:
+        terms.append(SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean))
+    if models.flow is not None and chunk.window_len > 1 and cons.pixel_weight > 0:
+        pixel = PixelConsistency(
+            models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every
+        )
+        pixel.set_flows_from(init)  # progressive refinement starts from the pseudo-inverse / bicubic estimate
+        terms.append(pixel)
+    if anchors is not None and len(anchors) and cons.anchor_weight > 0:
+        idx = list(range(chunk.local(chunk.anchor_start), chunk.local(chunk.start)))
+        terms.append(AnchorConsistency(anchors, idx, weight=cons.anchor_weight))
+    return terms
+
+
+def restore_chunk(
+    cfg: RestoreConfig,
+    models: Models,
+    chunk: Chunk,
+    y: Tensor,
+    op: torch.nn.Module,
+    anchors: Tensor | None,
+    reference: Tensor | None,
+    progress: bool = True,
+) -> tuple[Tensor, dict[str, Any]]:
+    """Restore the optimised window of one chunk.
+
+    Args:
+        y (Tensor): observations of the window's frames ``[window_start, window_stop)``.
+        op: the operator built for the window (frame_offset = window_start).
+        anchors (Tensor | None): fixed, already written frames ``[anchor_start, start)``.
+        reference (Tensor | None): clean window frames (simulation only; drives the ORACLE curve, never a decision).
+
+    Returns:
+        (Tensor, dict): restored window frames ``(window_len, C, H, W)`` in [0, 1] and the solver summary.
+    """
+    init = op.A_dagger(y).clamp(0, 1)
+    if cfg.method == "bicubic":
+        return init, {"method": "bicubic"}
+    from vidplug.solver import solve
+
+    lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
+    data_op = CroppedOperator(op, lo, hi)
+    terms = _extra_terms(cfg, models, chunk, init, anchors)
+    c, h, w = init.shape[1:]
+    z0 = initial_seeds((c, h, w), range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
+    result = solve(
+        y[lo:hi],
+        data_op,
+        models.prior,
+        cfg.solver,
+        extra_terms=terms,
+        z_init=z0,
+        reference=reference,
+        progress=progress,
+        desc=f"chunk {chunk.index}",
+    )
+    return result.frames, result.to_dict()
+
+
+def config_path_for(out: Path) -> Path:
+    """Where the resolved config of an output is saved: ``clip.mp4`` -> ``clip.config.yaml`` (folders: sibling)."""
+    out = Path(out)
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.parent / f"{stem}.config.yaml"
+
+
+def _check_outputs(paths: list[Path | None], overwrite: bool) -> None:
+    for p in paths:
+        if p is None:
+            continue
+        if p.exists() and not overwrite:
+            raise VidplugError(f"output {p} already exists; pass --overwrite or choose another path")
+        parent = p.parent if p.parent != Path("") else Path(".")
+        probe = parent
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir() or not _writable(probe):
+            raise VidplugError(f"cannot write to {parent}: not a writable directory; choose another output path")
+
+
+def _writable(path: Path) -> bool:
+    import os
+
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def count_frames(info, read: dict[str, Any]) -> int:
+    """Frames a reader yields for ``read`` options (start, end, stride, max_frames) on a video of ``info``."""
+    end = read.get("end")
+    stop = info.num_frames if end is None else min(end, info.num_frames)
+    n = len(range(read.get("start", 0), stop, read.get("stride", 1)))
+    return min(n, read["max_frames"]) if read.get("max_frames") else n
+
+
+def restore_video(
+    source: str | Path,
+    out: str | Path,
+    cfg: RestoreConfig,
+    *,
+    simulate: bool = False,
+    mask: str | Path | None = None,
+    read: dict[str, Any] | None = None,
+    report_path: str | Path | None = None,
+    side_by_side: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    keep_frames: bool = False,
+    models: Models | None = None,
+) -> RestoreResult:
+    """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
+
+    Args:
+        source: the observation, or with ``simulate`` the clean video (degraded here with the task's operator).
+        cfg: resolved configuration.
+        mask: inpainting mask video/folder (white = observed) for real (non-simulated) inpainting observations.
+        read: frame selection for the reader (start, end, stride, max_frames, size).
+        report_path: JSON report (settings, timings, chosen iterations; metrics when simulated).
+        side_by_side: optional labelled side-by-side video: observation | restored (| ground truth).
+        keep_frames: also return the restored frames in memory (small videos, tests).
+        models: prebuilt networks, to share them between runs (e.g. an ablation).
+    """
+    from vidplug.io import write_side_by_side
+
+    t_start = time.time()
+    source, out = Path(source), Path(out)
+    read = dict(read or {})
+    cfg_path = config_path_for(out)
+    _check_outputs([out, cfg_path, Path(report_path) if report_path else None,
+                    Path(side_by_side) if side_by_side else None], overwrite)
+    if cfg.task.name == "inpaint" and not simulate and mask is None:
+        raise VidplugError("inpainting a real observation needs --mask (white = observed pixel), or use --simulate")
+    device = resolve_device(cfg.device)
+    info = probe_video(source)
+    n = count_frames(info, read)
+    if n < 1:
+        raise VidplugError(f"{source} has no frames in the selected range; check --start/--end/--max-frames")
+    models = models or Models(cfg, device)
+    chunk_size = cfg.chunk.size or (16 if device.type == "cuda" else 8)
+    overlap = min(cfg.chunk.overlap, chunk_size - 1)
+    ctx = temporal_context(cfg.task.name, cfg.task.options)
+    chunks = plan_chunks(n, chunk_size, overlap, ctx)
+    src = FrameWindow(iter_frames(source, **read))
+    masks = FrameWindow(iter_frames(mask, **read)) if mask is not None else None
+    factor = sr_factor(cfg)
+    scores = None
+    if simulate:
+        from vidplug.metrics.stream import StreamingScores
+
+        scores = StreamingScores(models.metrics_flow())
+    kept: dict[str, list[Tensor]] = {"restored": [], "observation": [], "reference": []}
+    keep = keep_frames or side_by_side is not None
+    tail: Tensor | None = None  # last written frames, anchors for the next chunk
+    chunk_reports = []
+    fps = info.fps
+    with VideoWriter(out, fps=fps, overwrite=overwrite) as writer:
+        for chunk in chunks:
+            ws, we = chunk.window_start, chunk.window_stop
+            reference = None
+            if simulate:
+                lo, hi = max(ws - ctx, 0), min(we + ctx, n)
+                clean = src.get(lo, hi).to(device)
+                size = tuple(clean.shape[-2:])
+                y = observe(cfg.task.name, clean, lo, ws, we, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
+                            **cfg.task.options)
+                reference = clean[ws - lo : we - lo]
+            else:
+                y = src.get(ws, we).to(device)
+                size = (y.shape[-2] * factor, y.shape[-1] * factor)
+            extra = {}
+            if masks is not None:
+                extra["mask"] = (masks.get(ws, we)[:, :1] > 0.5).float().to(device)
+            op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
+                                frame_offset=ws, **cfg.task.options, **extra).to(device)
+            anchors = tail[-(chunk.start - chunk.anchor_start):] if tail is not None and chunk.start > chunk.anchor_start else None
+            restored, summary = restore_chunk(cfg, models, chunk, y, op, anchors, reference, progress)
+            new = restored[chunk.local(chunk.start) : chunk.local(chunk.stop)].clamp(0, 1)
+            if not torch.isfinite(new).all():
+                raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
+            writer.write(new.cpu())
+            tail = new if tail is None else torch.cat([tail, new])[-max(overlap, 1):]
+            if scores is not None:
+                scores.update(new, reference[chunk.local(chunk.start) : chunk.local(chunk.stop)])
+            if keep:
+                kept["restored"].append(new.cpu())
+                kept["observation"].append(y[chunk.local(chunk.start) : chunk.local(chunk.stop)].cpu())
+                if reference is not None:
+                    kept["reference"].append(reference[chunk.local(chunk.start) : chunk.local(chunk.stop)].cpu())
+            chunk_reports.append({"index": chunk.index, "frames": [chunk.start, chunk.stop],
+                                  "window": [ws, we], **summary})
+            nxt = chunks[chunk.index + 1] if chunk.index + 1 < len(chunks) else None
+            if nxt is not None:
+                src.release(max(nxt.window_start - ctx, 0))
+                if masks is not None:
+                    masks.release(nxt.window_start)
+    frames = {k: torch.cat(v) if v else None for k, v in kept.items()}
+    if side_by_side is not None:
+        panels = [("observation", frames["observation"]), (f"restored ({cfg.method})", frames["restored"])]
+        if frames["reference"] is not None:
+            panels.append(("ground truth", frames["reference"]))
+        write_side_by_side(panels, side_by_side, fps=fps, overwrite=overwrite)
+    report = _report(cfg, source, out, simulate, device, n, fps, chunk_reports, models, scores, time.time() - t_start)
+    atomic_write_text(cfg_path, dump_yaml(cfg))
+    if report_path is not None:
+        atomic_write_json(report_path, report)
+    return RestoreResult(out, report, frames["restored"] if keep_frames else None, frames["observation"],
+                         frames["reference"], chunk_reports)
+
+
+def _report(cfg, source, out, simulate, device, n, fps, chunks, models, scores, wall) -> dict[str, Any]:
+    import platform
+
+    import vidplug
+
+    iters = [c.get("iterations_run") for c in chunks if c.get("iterations_run") is not None]
+    report = {
+        "input": str(source), "output": str(out), "task": cfg.task.name, "method": cfg.method,
+        "prior": cfg.prior.name if cfg.method == "dmplug" else None, "simulate": simulate, "device": str(device),
+        "frames": n, "fps": fps, "wall_time_s": wall, "seconds_per_frame": wall / n,
+        "iterations_per_chunk": iters, "chosen_iterations": [c.get("chosen_iteration") for c in chunks],
+        "chunks": chunks, "notes": list(models.notes),
+        "flow_model": getattr(models.flow, "name", None), "config": to_dict(cfg),
+        "versions": {"vidplug": vidplug.__version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
+    if scores is not None:
+        report["metrics"] = scores.summary()
+    return report
