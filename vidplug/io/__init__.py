@@ -1,0 +1,37 @@
+"""Video input/output: read video files, image folders and DAVIS sequences as (T, 3, H, W) float32 frames in
+[0, 1]; stream long videos frame by frame; write videos, PNG folders and labelled side-by-side comparisons
+atomically."""
+
+from vidplug.io.davis import davis_sequence_dir, davis_sequences, read_davis
+from vidplug.io.side_by_side import compose_side_by_side, write_side_by_side
+from vidplug.io.transforms import center_crop_resize, select_indices
+from vidplug.io.video import (
+    VIDEO_EXTENSIONS,
+    Video,
+    VideoInfo,
+    VideoWriter,
+    iter_chunks,
+    iter_frames,
+    probe_video,
+    read_video,
+    write_video,
+)
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "Video",
+    "VideoInfo",
+    "VideoWriter",
+    "center_crop_resize",
+    "compose_side_by_side",
+    "davis_sequence_dir",
+    "davis_sequences",
+    "iter_chunks",
+    "iter_frames",
+    "probe_video",
+    "read_davis",
+    "read_video",
+    "select_indices",
+    "write_side_by_side",
+    "write_video",
+]
