@@ -7,8 +7,8 @@ import torch
 
 from tests.conftest import make_translating_video
 from vidplug.consistency.flow import FlowModel
-from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency, inside_mask
-from vidplug.consistency.warp import flow_warp
+from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency
+from vidplug.consistency.warp import flow_warp, inside_mask
 from vidplug.errors import VidplugError
 
 SHIFT = 2  # pixels per frame along x in make_translating_video

@@ -6,9 +6,9 @@ The losses follow the solver's loss-term protocol: ``name``, ``weight`` and ``te
 """
 
 from vidplug.consistency.flow import FlowModel, load_flow_model
-from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency, inside_mask
+from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency
 from vidplug.consistency.semantic import ClipImageEncoder, SemanticConsistency, load_clip_encoder
-from vidplug.consistency.warp import flow_warp, occlusion_mask
+from vidplug.consistency.warp import flow_warp, inside_mask, occlusion_mask
 
 __all__ = [
     "AnchorConsistency",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import flow_warp, occlusion_mask
+from vidplug.consistency.warp import flow_warp, inside_mask, occlusion_mask
 from vidplug.errors import VidplugError
 
 if TYPE_CHECKING:
@@ -33,20 +33,6 @@ def _distance(a: Tensor, b: Tensor, norm: str) -> Tensor:
     """Per-element |a - b| (l1) or (a - b)^2 (l2)."""
     d = a - b
     return d.abs() if norm == "l1" else d.pow(2)
-
-
-def inside_mask(flow: Tensor, margin: float = 1e-3) -> Tensor:
-    """1 where ``p + flow(p)`` lands inside the frame, 0 where the pixel moves out of view.
-
-    Such pixels have no correspondence in the other frame (``flow_warp`` would read its border), so they count as
-    occluded. Args: flow (Tensor): (n, 2, h, w) in pixels. Returns: (n, 1, h, w) float mask.
-    """
-    _, _, h, w = flow.shape
-    xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
-    ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
-    tx, ty = xs + flow[:, 0], ys + flow[:, 1]  # (n, h, w) target positions
-    ok = (tx >= -margin) & (tx <= w - 1 + margin) & (ty >= -margin) & (ty <= h - 1 + margin)
-    return ok.unsqueeze(1).to(flow.dtype)
 
 
 class PixelConsistency:

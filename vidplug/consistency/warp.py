@@ -60,3 +60,17 @@ def occlusion_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
     grad_sq = d_dx.pow(2).sum(1) + d_dy.pow(2).sum(1)
     boundary = grad_sq > 0.01 * flow_fw.pow(2).sum(1) + 0.002
     return (~(occluded | boundary)).unsqueeze(1).to(flow_fw.dtype)
+
+
+def inside_mask(flow: Tensor, margin: float = 1e-3) -> Tensor:
+    """1 where ``p + flow(p)`` lands inside the frame, 0 where the pixel moves out of view.
+
+    Such pixels have no correspondence in the other frame (``flow_warp`` would read its border), so they count as
+    occluded. Args: flow (Tensor): (n, 2, h, w) in pixels. Returns: (n, 1, h, w) float mask.
+    """
+    _, _, h, w = flow.shape
+    xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
+    ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
+    tx, ty = xs + flow[:, 0], ys + flow[:, 1]  # (n, h, w) target positions
+    ok = (tx >= -margin) & (tx <= w - 1 + margin) & (ty >= -margin) & (ty <= h - 1 + margin)
+    return ok.unsqueeze(1).to(flow.dtype)

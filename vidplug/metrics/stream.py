@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from vidplug.metrics.report import compute_metrics
+from vidplug.metrics.warping import WARPING_ERROR_UNIT
 
 
 class StreamingScores:
@@ -56,7 +57,7 @@ class StreamingScores:
             "lpips": mean(self.per_frame["lpips"]) if self.per_frame["lpips"] else None,
             "lpips_note": self.lpips_note,
             "warping_error": mean(self.pairs),
-            "warping_error_unit": "mean squared error on [0,1] frames (multiply by 100 for the x1e-2 tables)",
+            "warping_error_unit": WARPING_ERROR_UNIT,
             "warping_error_seams": mean(self.seam_pairs),
             "warping_error_inside": mean(inside),
             "flow_model": getattr(self.flow_model, "name", None),
