@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from vidplug.config import RestoreConfig, dump_yaml, to_dict
 from vidplug.errors import VidplugError
 from vidplug.io import VideoWriter, iter_frames, probe_video
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
+from vidplug.io.checkpoints import ChunkStore, quantize
 from vidplug.physics import build_operator
 from vidplug.simulate import observe, temporal_context
 from vidplug.solver.chunks import Chunk, plan_chunks
@@ -174,7 +175,7 @@ def restore_chunk(
     anchors: Tensor | None,
     reference: Tensor | None,
     progress: bool = True,
-) -> tuple[Tensor, dict[str, Any]]:
+) -> tuple[Tensor, dict[str, Any], Tensor | None]:
     """Restore the optimised window of one chunk.
 
     Args:
@@ -184,11 +185,12 @@ def restore_chunk(
         reference (Tensor | None): clean window frames (simulation only; drives the ORACLE curve, never a decision).
 
     Returns:
-        (Tensor, dict): restored window frames ``(window_len, C, H, W)`` in [0, 1] and the solver summary.
+        (Tensor, dict, Tensor | None): restored window frames ``(window_len, C, H, W)`` in [0, 1], the solver
+        summary, and the seeds of the chosen iterate (None for the baseline).
     """
     init = op.A_dagger(y).clamp(0, 1)
     if cfg.method == "bicubic":
-        return init, {"method": "bicubic"}
+        return init, {"method": "bicubic"}, None
     from vidplug.solver import solve
 
     lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
@@ -207,7 +209,7 @@ def restore_chunk(
         progress=progress,
         desc=f"chunk {chunk.index}",
     )
-    return result.frames, result.to_dict()
+    return result.frames, result.to_dict(), result.z
 
 
 def config_path_for(out: Path) -> Path:
@@ -259,6 +261,8 @@ def restore_video(
     progress: bool = True,
     keep_frames: bool = False,
     models: Models | None = None,
+    resume: bool = False,
+    chunk_solver: Callable[..., tuple[Tensor, dict[str, Any], Tensor | None]] | None = None,
 ) -> RestoreResult:
     """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
 
@@ -271,6 +275,12 @@ def restore_video(
         side_by_side: optional labelled side-by-side video: observation | restored (| ground truth).
         keep_frames: also return the restored frames in memory (small videos, tests).
         models: prebuilt networks, to share them between runs (e.g. an ablation).
+        resume: continue an interrupted run from its per-chunk checkpoints (same settings required).
+        chunk_solver: restores one chunk in place of :func:`restore_chunk` (same arguments and return), e.g. a
+            per-frame baseline from another library run through this same harness.
+
+    Output frames are 8-bit (what PNG/H.264 store); metrics and the next chunk's anchors use exactly those frames,
+    so a resumed run reproduces an uninterrupted one.
     """
     from vidplug.io import write_side_by_side
 
@@ -287,6 +297,8 @@ def restore_video(
     n = count_frames(info, read)
     if n < 1:
         raise VidplugError(f"{source} has no frames in the selected range; check --start/--end/--max-frames")
+    store = ChunkStore(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
+                             "simulate": simulate, "mask": str(mask)}, resume=resume, overwrite=overwrite)
     models = models or Models(cfg, device)
     chunk_size = cfg.chunk.size or (16 if device.type == "cuda" else 8)
     overlap = min(cfg.chunk.overlap, chunk_size - 1)
@@ -322,13 +334,21 @@ def restore_video(
             extra = {}
             if masks is not None:
                 extra["mask"] = (masks.get(ws, we)[:, :1] > 0.5).float().to(device)
-            op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
-                                frame_offset=ws, **cfg.task.options, **extra).to(device)
-            anchors = tail[-(chunk.start - chunk.anchor_start):] if tail is not None and chunk.start > chunk.anchor_start else None
-            restored, summary = restore_chunk(cfg, models, chunk, y, op, anchors, reference, progress)
-            new = restored[chunk.local(chunk.start) : chunk.local(chunk.stop)].clamp(0, 1)
-            if not torch.isfinite(new).all():
-                raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
+            done = store.load(chunk.index)
+            if done is not None:  # finished before an interruption
+                new, summary = done["frames"].to(device), {**done["summary"], "resumed": True}
+            else:
+                op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed,
+                                    noise_sigma=cfg.task.noise_sigma, frame_offset=ws, **cfg.task.options,
+                                    **extra).to(device)
+                n_anchor = chunk.start - chunk.anchor_start
+                anchors = tail[-n_anchor:] if tail is not None and n_anchor > 0 else None
+                solve_chunk = chunk_solver or restore_chunk
+                restored, summary, z = solve_chunk(cfg, models, chunk, y, op, anchors, reference, progress)
+                if not torch.isfinite(restored).all():
+                    raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
+                new = quantize(restored[chunk.local(chunk.start) : chunk.local(chunk.stop)])
+                store.save(chunk.index, new, z, summary)
             writer.write(new.cpu())
             tail = new if tail is None else torch.cat([tail, new])[-max(overlap, 1):]
             if scores is not None:
@@ -355,6 +375,7 @@ def restore_video(
     atomic_write_text(cfg_path, dump_yaml(cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)
+    store.finish()
     return RestoreResult(out, report, frames["restored"] if keep_frames else None, frames["observation"],
                          frames["reference"], chunk_reports)
 

@@ -99,3 +99,43 @@ def test_real_inpainting_needs_a_mask(clip, tmp_path):
     with pytest.raises(VidplugError, match="--mask"):
         restore_video(clip, tmp_path / "o", cfg, simulate=False, progress=False,
                       models=_TinyModels(cfg, torch.device("cpu")))
+
+
+def test_interrupted_run_resumes_to_the_same_result(clip, tmp_path, monkeypatch):
+    import vidplug.pipeline as pipeline
+
+    cfg = _cfg("chunk.size=6", "chunk.overlap=2", "solver.iters=4")
+    models = _TinyModels(cfg, torch.device("cpu"))
+    full = restore_video(clip, tmp_path / "full", cfg, simulate=True, keep_frames=True, progress=False, models=models,
+                         read={"max_frames": 12})
+    real, calls = pipeline.restore_chunk, []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed while the third chunk runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "restore_chunk", dying)
+    out = tmp_path / "part.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 12})
+    assert not out.exists()  # no half-written output
+    with pytest.raises(VidplugError, match="--resume"):
+        restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 12})
+    calls.clear()
+    monkeypatch.setattr(pipeline, "restore_chunk", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    res = restore_video(clip, out, cfg, simulate=True, keep_frames=True, progress=False, models=models,
+                        read={"max_frames": 12}, resume=True)
+    assert len(calls) == len(res.chunks) - 2  # the two finished chunks were not redone
+    assert torch.equal(res.frames, full.frames)
+    assert res.report["metrics"]["psnr"] == pytest.approx(full.report["metrics"]["psnr"])
+    assert not (tmp_path / ".part.mp4.vidplug-work").exists()
+
+
+def test_resume_refuses_other_settings(clip, tmp_path):
+    from vidplug.io.checkpoints import ChunkStore
+
+    ChunkStore(tmp_path / "o.mp4", {"a": 1}, resume=False, overwrite=False)
+    with pytest.raises(VidplugError, match="different settings"):
+        ChunkStore(tmp_path / "o.mp4", {"a": 2}, resume=True, overwrite=False)

@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--report", default=None, help="write a JSON report here")
     p.add_argument("--side-by-side", default=None, help="also write observation | restored (| truth) here")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its chunk checkpoints")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_config_args(p)
     add_read_args(p)
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     result = restore_video(
         args.input, args.out, cfg, simulate=args.simulate, mask=args.mask, read=read_kwargs(args),
         report_path=args.report, side_by_side=args.side_by_side, overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=not args.no_progress, resume=args.resume,
     )
     r = result.report
     line = f"restored {r['frames']} frames -> {result.out} in {r['wall_time_s']:.1f} s"
