@@ -1,0 +1,172 @@
+"""`vidplug train-prior`: multi-scale crops, a few training steps on tiny PNGs, exact resume, bad input, and the
+bundled `tiny` prior (when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidplug.cli import main
+from vidplug.errors import VidplugError
+from vidplug.prior.patches import FrameSource, PatchSampler, load_sources
+from vidplug.prior.train import TrainConfig, train_prior
+
+TINY_PRIOR = Path(__file__).resolve().parents[2] / "vidplug" / "prior" / "weights" / "tiny"
+
+
+def _write_pngs(folder: Path, n: int = 3, h: int = 32, w: int = 32, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def _tiny_config(**overrides) -> TrainConfig:
+    base = dict(size=16, steps=3, batch=2, channels=(8, 16), norm_groups=4, warmup=2, save_every=2,
+                sample_every=0, num_samples=4, device="cpu")
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+# ---- crops -------------------------------------------------------------------------------------------------------
+
+
+def test_patch_sampler_shapes_range_and_determinism():
+    frames = [torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8), torch.randint(0, 256, (3, 10, 12), dtype=torch.uint8)]
+    sampler = PatchSampler([FrameSource("a", frames[:1]), FrameSource("b", frames[1:])], size=16)
+    a = sampler.sample(6, torch.Generator().manual_seed(1))
+    b = sampler.sample(6, torch.Generator().manual_seed(1))
+    c = sampler.sample(6, torch.Generator().manual_seed(2))
+    assert a.shape == (6, 3, 16, 16) and a.dtype == torch.float32
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_patch_sampler_scale_one_without_flip_cuts_exact_pixels():
+    frame = torch.randint(0, 256, (3, 20, 24), dtype=torch.uint8)
+    sampler = PatchSampler([FrameSource("a", [frame])], size=8, scale_range=(1.0, 1.0), flip=False)
+    patch = (sampler.sample(1, torch.Generator().manual_seed(0))[0] * 255).round().to(torch.uint8)
+    windows = frame.unfold(1, 8, 1).unfold(2, 8, 1)  # (3, 13, 17, 8, 8): every 8x8 window
+    assert any(torch.equal(windows[:, i, j], patch) for i in range(13) for j in range(17))
+
+
+def test_load_sources_reads_folders_images_and_videos(tmp_path):
+    from vidplug.io import write_video
+
+    folder = _write_pngs(tmp_path / "imgs", n=4)
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(folder / "odd_size.png")  # photos may differ in size
+    single = _write_pngs(tmp_path / "single", n=1, h=24, w=40) / "000.png"
+    video = tmp_path / "clip.mp4"
+    write_video(torch.rand(4, 3, 32, 32), video, fps=10)
+    sources = load_sources([folder, single, video], stride=2)
+    assert [len(s.frames) for s in sources] == [3, 1, 2]
+    assert sources[1].frames[0].shape == (3, 24, 40) and sources[1].frames[0].dtype == torch.uint8
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "nothing"])
+def test_load_sources_bad_input_is_one_line_error(tmp_path, kind):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hi")
+    data = {"missing": [tmp_path / "nope"], "empty": [tmp_path / "empty"], "text": [tmp_path / "notes.txt"],
+            "nothing": []}[kind]
+    with pytest.raises(VidplugError) as err:
+        load_sources(data)
+    assert "\n" not in str(err.value)
+
+
+# ---- training ----------------------------------------------------------------------------------------------------
+
+
+def test_train_prior_cli_writes_loadable_diffusers_prior(tmp_path):
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    data = _write_pngs(tmp_path / "data")
+    out = tmp_path / "prior"
+    code = main(["train-prior", str(data), "--out", str(out), "--size", "16", "--steps", "3", "--batch", "2",
+                 "--channels", "8,16", "--norm-groups", "4", "--save-every", "2", "--device", "cpu", "--no-progress"])
+    assert code == 0
+    unet = UNet2DModel.from_pretrained(out / "unet")
+    scheduler = DDPMScheduler.from_pretrained(out / "scheduler")
+    assert tuple(unet.config.block_out_channels) == (8, 16)
+    assert scheduler.config.num_train_timesteps == 1000 and scheduler.config.prediction_type == "epsilon"
+    assert torch.allclose(scheduler.betas[[0, -1]], torch.tensor([1e-4, 0.02]))
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 3 and len(state["losses"]) == 3
+    # the exported weights are the EMA weights of the checkpoint
+    ema = state["ema"]
+    assert all(torch.equal(v, ema[k]) for k, v in unet.state_dict().items())
+    with Image.open(out / "samples.png") as img:
+        assert img.width > 16 and img.height > 16
+    card = (out / "README.md").read_text()
+    assert "- steps: 3" in card and str(data) in card and "train-prior" in card
+
+
+def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
+    data = _write_pngs(tmp_path / "data")
+    straight = train_prior([data], tmp_path / "a", _tiny_config(steps=4), progress=False)
+    train_prior([data], tmp_path / "b", _tiny_config(steps=2), progress=False)
+    resumed = train_prior([data], tmp_path / "b", _tiny_config(steps=4), resume=True, progress=False)
+    assert straight.steps == resumed.steps == 4
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert b["step"] == 4
+    assert a["losses"] == pytest.approx(b["losses"], rel=1e-5)
+    for key in a["ema"]:
+        assert torch.allclose(a["ema"][key], b["ema"][key], atol=1e-6), key
+
+
+def test_train_prior_refuses_wrong_resume_and_overwrite(tmp_path):
+    data = _write_pngs(tmp_path / "data")
+    with pytest.raises(VidplugError, match="--resume"):
+        train_prior([data], tmp_path / "p", _tiny_config(), resume=True, progress=False)
+    train_prior([data], tmp_path / "p", _tiny_config(steps=1), progress=False)
+    with pytest.raises(VidplugError, match="exists"):
+        train_prior([data], tmp_path / "p", _tiny_config(), progress=False)
+    with pytest.raises(VidplugError, match="architecture"):
+        train_prior([data], tmp_path / "p", _tiny_config(channels=(8, 8)), resume=True, progress=False)
+
+
+def test_cli_bad_data_exits_2_with_one_line(tmp_path, capsys):
+    code = main(["train-prior", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "does not exist" in err and "\n" not in err
+
+
+# ---- the bundled prior ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not (TINY_PRIOR / "unet").is_dir(), reason="bundled tiny prior not present")
+def test_bundled_tiny_prior_loads_offline_and_runs_on_odd_sizes():
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    from vidplug.prior.base import DiffusionPrior
+
+    unet = UNet2DModel.from_pretrained(TINY_PRIOR / "unet").eval()
+    scheduler = DDPMScheduler.from_pretrained(TINY_PRIOR / "scheduler")
+    assert sum(p.numel() for p in unet.parameters()) < 5_000_000
+    assert not any("attn" in t.lower() for t in unet.config.down_block_types)  # fully convolutional
+
+    class _Eps(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x, t):
+            return self.m(x, t).sample
+
+    multiple = 2 ** (len(unet.config.block_out_channels) - 1)
+    prior = DiffusionPrior(_Eps(unet), scheduler.alphas_cumprod, name="tiny", multiple=multiple)
+    x = torch.randn(1, 3, 40, 72, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        eps = prior.eps(x, 500)
+        eps_odd = prior.eps(x[..., :37, :70], 500)  # not a multiple of the downsampling factor: padded inside
+        eps_noise = prior.eps(x, 999)
+    assert eps.shape == (1, 3, 40, 72) and torch.isfinite(eps).all()
+    assert eps_odd.shape == (1, 3, 37, 70) and torch.isfinite(eps_odd).all()
+    # a trained epsilon model predicts most of pure noise at a high timestep
+    assert torch.nn.functional.cosine_similarity(eps_noise.flatten(), x.flatten(), dim=0) > 0.5

@@ -1,0 +1,334 @@
+"""Training a small patch diffusion prior: a diffusers ``UNet2DModel`` learns DDPM epsilon prediction on random
+multi-scale crops (:mod:`vidplug.prior.patches`).
+
+Recipe: linear betas 1e-4..0.02 over T = 1000 steps, timesteps uniform, noise added with
+``DDPMScheduler.add_noise``, MSE on epsilon, AdamW with a linear warm-up then a constant rate, gradient clipping,
+an exponential moving average (EMA) of the weights, bf16 autocast on CUDA only. The UNet has no attention, so it is
+fully convolutional and restores frames larger than its training crops.
+
+Output folder (diffusers layout, loadable with ``UNet2DModel.from_pretrained(DIR / "unet")``)::
+
+    DIR/unet/          EMA weights (safetensors) + config
+    DIR/scheduler/     DDPMScheduler config
+    DIR/README.md      model card: data, command, steps, loss, parameters, wall time, device
+    DIR/samples.png    DDIM 50-step samples from the EMA model at the training size
+    DIR/checkpoint.pt  everything needed to resume: model, EMA, optimiser, step, RNG state, recent losses
+
+All of it is rewritten atomically at every checkpoint, so a killed run leaves a usable prior of its last checkpoint.
+Resuming restores the generator that draws crops, noise and timesteps, so a resumed run follows the same sequence of
+batches as an uninterrupted one with the same seed (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from vidplug.errors import VidplugError
+from vidplug.io.atomic import atomic_path, atomic_write_text, atomic_write_with
+from vidplug.prior.base import to_model_range
+from vidplug.prior.patches import PatchSampler, load_sources
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+LOSS_WINDOW = 100  # the reported loss is the mean of this many most recent steps
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train_prior` (saved in the checkpoint and the model card)."""
+
+    size: int = 64  # training crop side, pixels
+    steps: int = 10_000  # total optimisation steps (a resumed run continues up to this count)
+    batch: int = 16  # crops per step
+    lr: float = 5e-4  # AdamW learning rate after warm-up
+    warmup: int = 200  # steps of linear learning-rate warm-up from 0
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 1.0  # max global gradient norm
+    ema_decay: float = 0.999  # EMA decay (ramped up as (1+s)/(10+s) early on)
+    seed: int = 0  # seeds the weights and every random draw (crops, noise, timesteps)
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # UNet block widths; len - 1 = number of 2x downsamplings
+    layers_per_block: int = 1  # ResNet blocks per UNet level
+    norm_groups: int = 8  # GroupNorm groups (must divide every width)
+    scale_min: float = 0.25  # smallest downscale factor applied to a frame before cropping
+    scale_max: float = 1.0  # largest downscale factor (1 = native resolution)
+    frame_stride: int = 1  # keep every n-th frame of videos and folders
+    max_frames: int | None = None  # at most this many frames per data source
+    davis_split: str = "train"  # DAVIS split used when a DAVIS root is given
+    save_every: int = 500  # steps between checkpoints (and exports)
+    sample_every: int = 2000  # steps between samples.png updates (0 = only at the end)
+    num_samples: int = 16  # images in samples.png
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    sources: list[str] = field(default_factory=list)  # filled in by train_prior: the DATA paths
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or resumed-and-finished) run reports."""
+
+    out_dir: Path
+    steps: int  # optimisation steps done in total
+    final_loss: float  # mean training loss over the last LOSS_WINDOW steps
+    num_params: int  # UNet parameters
+    wall_time_s: float  # training time summed over all runs of this folder
+    device: str
+
+
+def build_unet(config: TrainConfig) -> nn.Module:
+    """A ``UNet2DModel`` without attention, 3 channels in and out, widths ``config.channels``."""
+    from diffusers import UNet2DModel
+
+    channels = tuple(int(c) for c in config.channels)
+    if len(channels) < 2 or any(c % config.norm_groups for c in channels):
+        raise VidplugError(
+            f"--channels must list at least 2 widths divisible by {config.norm_groups} (e.g. 16,32,64,128), got "
+            f"{','.join(map(str, channels))}"
+        )
+    return UNet2DModel(
+        sample_size=config.size,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=config.layers_per_block,
+        block_out_channels=channels,
+        down_block_types=("DownBlock2D",) * len(channels),
+        up_block_types=("UpBlock2D",) * len(channels),
+        norm_num_groups=config.norm_groups,
+    )
+
+
+def make_scheduler():
+    """DDPM's schedule: 1000 steps, linear betas 1e-4..0.02, epsilon prediction."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                         prediction_type="epsilon")
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda when available else cpu; a CUDA device without CUDA is a VidplugError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VidplugError(f"--device {name} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * model with d = min(decay, (1 + step) / (10 + step)) (fast start, as diffusers)."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1.0 - d)
+
+
+@torch.no_grad()
+def ddim_samples(unet: nn.Module, n: int, size: int, seed: int = 0, steps: int = 50) -> torch.Tensor:
+    """``n`` DDIM samples (eta 0) from ``unet`` at ``size`` x ``size``: (n, 3, size, size) in [0, 1]."""
+    from diffusers import DDIMScheduler
+
+    device = next(unet.parameters()).device
+    scheduler = DDIMScheduler.from_config(make_scheduler().config)
+    scheduler.set_timesteps(steps)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, size, size, generator=g).to(device)  # (n, 3, size, size) model space
+    for t in scheduler.timesteps:
+        eps = unet(x, t.to(device)).sample
+        x = scheduler.step(eps, t, x).prev_sample
+    return ((x.float().cpu() + 1) / 2).clamp(0, 1)
+
+
+def _save_pretrained_atomic(model, path: Path) -> None:
+    """``model.save_pretrained`` into a hidden sibling, then swap it in (a killed run keeps the old folder)."""
+    tmp = path.parent / f".{path.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def _write_samples(unet: nn.Module, out_dir: Path, config: TrainConfig) -> None:
+    from torchvision.utils import save_image
+
+    was_training = unet.training
+    unet.eval()
+    images = ddim_samples(unet, config.num_samples, config.size, seed=config.seed)
+    unet.train(was_training)
+    nrow = max(1, int(config.num_samples**0.5))
+    with atomic_path(out_dir / "samples.png") as tmp:
+        save_image(images, tmp, nrow=nrow, padding=2, pad_value=1.0)
+
+
+def model_card(result: TrainResult, config: TrainConfig, command: str, source_frames: dict[str, int]) -> str:
+    """The README.md written next to the weights."""
+    import diffusers
+
+    data = "\n".join(f"- `{name}`: {n} frames" for name, n in source_frames.items())
+    recipe = "\n".join(f"- {k}: {v}" for k, v in asdict(config).items() if k != "sources")
+    return f"""# vidplug patch diffusion prior
+
+A small unconditional DDPM (epsilon prediction) trained by `vidplug train-prior` on random multi-scale
+{config.size}x{config.size} crops. Fully convolutional (no attention): it applies to frames of any size whose sides
+are multiples of {2 ** (len(config.channels) - 1)} (vidplug pads other sizes).
+
+Load: `UNet2DModel.from_pretrained(DIR, subfolder="unet")`, `DDPMScheduler.from_pretrained(DIR, subfolder="scheduler")`.
+
+## Training data
+{data}
+
+Crops: downscale by a factor uniform in [{config.scale_min}, {config.scale_max}], cut {config.size}x{config.size},
+flip horizontally with probability 0.5; each data source is drawn with equal probability.
+
+## Recipe
+Command: `{command}`
+
+{recipe}
+- schedule: DDPM linear betas 1e-4..0.02, T = 1000, uniform timesteps, MSE on epsilon, AdamW, EMA weights saved
+
+## Result
+- steps: {result.steps}
+- final training loss (mean of last {LOSS_WINDOW} steps): {result.final_loss:.4f}
+- parameters: {result.num_params:,} ({result.num_params * 4 / 2**20:.1f} MB fp32)
+- wall time: {result.wall_time_s / 60:.1f} min on {result.device} ({platform.processor() or platform.machine()},
+  {torch.get_num_threads()} torch threads)
+- software: torch {torch.__version__}, diffusers {diffusers.__version__}
+
+`samples.png`: {config.num_samples} DDIM 50-step samples (eta 0, seed {config.seed}) from the EMA weights.
+"""
+
+
+def _load_checkpoint(path: Path, config: TrainConfig, unet, ema, optimizer, generator) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    saved = state["config"]
+    if tuple(saved["channels"]) != tuple(config.channels) or saved["layers_per_block"] != config.layers_per_block:
+        raise VidplugError(
+            f"{path} was trained with --channels {','.join(map(str, saved['channels']))} and layers_per_block "
+            f"{saved['layers_per_block']}; resume with the same architecture or use a new --out folder"
+        )
+    unet.load_state_dict(state["unet"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    return state
+
+
+def train_prior(
+    data: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    command: str = "",
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume training) a patch diffusion prior on ``data`` and write it to ``out_dir``.
+
+    Args:
+        data: video files, image files, image folders, DAVIS roots (see :func:`vidplug.prior.patches.load_sources`).
+        out_dir: output folder (layout in the module docstring).
+        config: hyper-parameters; defaults to :class:`TrainConfig()`.
+        resume: continue from ``out_dir/checkpoint.pt`` (VidplugError when it is missing); without it an existing
+            checkpoint is refused rather than overwritten.
+        command: the command line, recorded in the model card.
+        progress: show a tqdm progress bar with the loss.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    config = copy.deepcopy(config) if config is not None else TrainConfig()
+    config.sources = [str(d) for d in data]
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and not ckpt_path.is_file():
+        raise VidplugError(f"--resume given but {ckpt_path} does not exist; drop --resume to start a new run")
+    if not resume and ckpt_path.is_file():
+        raise VidplugError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out folder")
+    if config.steps < 0 or config.batch < 1 or config.size < 8 or config.save_every < 1:
+        raise VidplugError("--steps must be >= 0, --batch >= 1, --size >= 8 and --save-every >= 1")
+    device = resolve_device(config.device)
+
+    sources = load_sources(data, stride=config.frame_stride, max_frames=config.max_frames,
+                           davis_split=config.davis_split)
+    sampler = PatchSampler(sources, config.size, (config.scale_min, config.scale_max))
+    source_frames = {s.name: len(s.frames) for s in sampler.sources}
+    log.info("training data: %d frames from %d sources", sampler.num_frames, len(sampler.sources))
+
+    torch.manual_seed(config.seed)  # weight initialisation
+    unet = build_unet(config)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)  # crops, noise, timesteps: all of it
+    step, elapsed, losses = 0, 0.0, []
+    if resume:
+        state = _load_checkpoint(ckpt_path, config, unet, ema, optimizer, generator)
+        step, elapsed, losses = state["step"], state["elapsed"], list(state["losses"])
+        log.info("resuming %s at step %d", ckpt_path, step)
+    unet.to(device).train()
+    ema.to(device).eval()
+    for group in optimizer.state.values():  # optimiser state was loaded on the CPU
+        for k, v in group.items():
+            if torch.is_tensor(v) and v.ndim > 0:
+                group[k] = v.to(device)
+    scheduler = make_scheduler()
+    num_params = sum(p.numel() for p in unet.parameters())
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def result() -> TrainResult:
+        final = sum(losses[-LOSS_WINDOW:]) / max(1, len(losses[-LOSS_WINDOW:]))
+        return TrainResult(out_dir, step, final, num_params, elapsed, str(device))
+
+    def publish(samples: bool) -> None:
+        state = {"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                 "generator": generator.get_state(), "step": step, "elapsed": elapsed,
+                 "losses": losses[-LOSS_WINDOW:], "config": asdict(config)}
+        atomic_write_with(ckpt_path, lambda tmp: torch.save(state, tmp))
+        _save_pretrained_atomic(ema, out_dir / "unet")
+        _save_pretrained_atomic(scheduler, out_dir / "scheduler")
+        if samples:
+            _write_samples(ema, out_dir, config)
+        atomic_write_text(out_dir / "README.md", model_card(result(), config, command, source_frames))
+
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train-prior", dynamic_ncols=True)
+    start, first_step = time.perf_counter(), step
+    while step < config.steps:
+        x0 = to_model_range(sampler.sample(config.batch, generator))  # (B, 3, S, S) in [-1, 1]
+        noise = torch.randn(x0.shape, generator=generator)  # (B, 3, S, S)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch,), generator=generator)
+        x0, noise, t = x0.to(device), noise.to(device), t.to(device)
+        x_t = scheduler.add_noise(x0, noise, t)  # sqrt(a_bar) x0 + sqrt(1 - a_bar) eps
+        for g in optimizer.param_groups:  # stateless schedule: resuming needs nothing extra
+            g["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+        with autocast:
+            pred = unet(x_t, t).sample
+        loss = F.mse_loss(pred.float(), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), config.grad_clip)
+        optimizer.step()
+        update_ema(ema, unet, config.ema_decay, step)
+        step += 1
+        losses = losses[-(LOSS_WINDOW - 1):] + [loss.item()]
+        bar.update(1)
+        bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}")
+        if step % config.save_every == 0 or step == config.steps:
+            elapsed += time.perf_counter() - start
+            start = time.perf_counter()
+            publish(samples=step == config.steps or (config.sample_every > 0 and step % config.sample_every == 0))
+    bar.close()
+    if step == first_step:
+        publish(samples=True)  # nothing left to train (e.g. --resume --steps <done>): re-export what there is
+    return result()
