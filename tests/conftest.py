@@ -32,7 +32,8 @@ def make_tiny_prior(seed: int = 0):
     """A random diffusers UNet2DModel (two levels, 8/16 channels) with DDPM's linear schedule."""
     from diffusers import UNet2DModel
 
-    from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
+    from vidplug.prior.base import linear_alphas_cumprod
+    from vidplug.prior.diffusers_prior import prior_from_unet2d
 
     torch.manual_seed(seed)
     unet = UNet2DModel(
@@ -44,17 +45,9 @@ def make_tiny_prior(seed: int = 0):
         down_block_types=("DownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "UpBlock2D"),
         norm_num_groups=4,
-    ).eval()
-
-    class _Eps(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x, t):
-            return self.m(x, t).sample
-
-    return DiffusionPrior(_Eps(unet), linear_alphas_cumprod(1000), name="tiny-random", multiple=2, native_size=16)
+    )
+    # multiple=2 (one downsampling), frozen, eval
+    return prior_from_unet2d(unet, linear_alphas_cumprod(1000), name="tiny-random")
 
 
 @pytest.fixture
