@@ -67,7 +67,9 @@ def ddim_reverse(
 ) -> Tensor:
     """Run DDIM from the seed ``z`` = x_{timesteps[0]} down the list and return the final clean estimate.
 
-    Stateless and differentiable with respect to ``z`` (the prior's weights are left as they are).
+    Stateless and differentiable with respect to ``z`` (the prior's weights are left as they are). Each step goes
+    to the next timestep *in the list* (the last to a_prev = 1). With ``leading`` lists this is exactly diffusers'
+    ``DDIMScheduler.step``; for ``trailing``/``linspace`` lists diffusers instead steps to ``t - T // K``.
 
     Args:
         z (Tensor): (N, C, H, W) seeds in model space (standard normal at initialisation); N frames are batched.
