@@ -256,6 +256,32 @@ def test_iter_frames_stops_early_on_a_long_stream(tmp_path):
     assert probe_video(src).num_frames == 40
 
 
+def test_iterators_check_their_source_when_called(tmp_path):
+    with pytest.raises(VidplugError, match="no images"):
+        iter_frames(tmp_path)  # no next() needed
+    with pytest.raises(VidplugError, match="no such file"):
+        iter_chunks(tmp_path / "nope.mp4", 4)
+    with pytest.raises(VidplugError, match="chunk_size"):
+        iter_chunks(tmp_path, 0)
+
+
+def test_high_bit_depth_video_keeps_its_precision(tmp_path):
+    import av
+
+    path = tmp_path / "deep.mkv"
+    ramp = np.linspace(0, 65535, 64)[None, :, None].repeat(8, 0).repeat(3, 2).astype(np.uint16)  # (8, 64, 3)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)  # lossless, 10-bit 4:2:0
+        stream.width, stream.height, stream.pix_fmt = 64, 8, "yuv420p10le"
+        frame = av.VideoFrame.from_ndarray(ramp, format="rgb48le").reformat(format="yuv420p10le")
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    row = read_video(path).frames[0, 1, 4]  # (64,) green channel
+    off_grid = (row * 255 - (row * 255).round()).abs()
+    assert off_grid.max() > 0.2  # values between 8-bit levels: not truncated to rgb24
+    assert torch.all(row[1:] >= row[:-1] - 1e-3)  # still a ramp
+
+
 def test_streaming_writer_appears_only_on_close(tmp_path, clip):
     path = tmp_path / "stream.mp4"
     with VideoWriter(path, fps=10) as writer:

@@ -9,13 +9,12 @@ from vidplug.io.video import (
     VIDEO_EXTENSIONS,
     Video,
     VideoInfo,
-    VideoWriter,
     iter_chunks,
     iter_frames,
     probe_video,
     read_video,
-    write_video,
 )
+from vidplug.io.writer import VideoWriter, write_video
 
 __all__ = [
     "VIDEO_EXTENSIONS",

@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -86,14 +85,18 @@ def iter_image_folder(
     size: Size | None = None,
 ) -> Iterator[Tensor]:
     """Yield the selected frames of an image folder one at a time, each (3, H, W) float32 in [0, 1] (or resized to
-    ``size``). Only the selected files are decoded. Raises VidplugError when an image's size differs from the first
-    selected one, naming the file."""
+    ``size``). Only the selected files are decoded. The folder and options are checked when called; while
+    iterating, VidplugError names the first image whose size differs from the first selected one."""
     files = list_images(folder)
     indices = select_indices(len(files), start, end, stride, max_frames)
     if len(indices) == 0:
         raise VidplugError(
             f"no frames selected from {folder}: it has {len(files)} images, start={start}, end={end}, stride={stride}"
         )
+    return _decode_images(folder, files, indices, size)
+
+
+def _decode_images(folder: str | os.PathLike, files: list[Path], indices: range, size: Size | None) -> Iterator[Tensor]:
     first_hw = None
     for i in indices:
         frame = load_image(files[i])  # (3, H, W)
@@ -150,15 +153,3 @@ class PngFolderWriter:
     def abort(self) -> None:
         """Delete the temporary folder; ``path`` is left untouched."""
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-@contextmanager
-def atomic_png_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[PngFolderWriter]:
-    """``with atomic_png_folder(p) as w: w.write(frames)`` - committed on success, removed on error."""
-    writer = PngFolderWriter(path, overwrite)
-    try:
-        yield writer
-    except BaseException:
-        writer.abort()
-        raise
-    writer.commit()

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from vidplug.errors import VidplugError
 from vidplug.io.transforms import check_frames, resize_nearest_to_height
-from vidplug.io.video import DEFAULT_CRF, VideoWriter
+from vidplug.io.writer import DEFAULT_CRF, VideoWriter
 
 GAP = 2  # pixels of dark separator between panels
 _GAP_VALUE = 0.1  # separator grey level in [0, 1]
