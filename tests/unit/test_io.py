@@ -78,7 +78,7 @@ def test_video_round_trip_quality_and_fps(tmp_path, clip, ext):
 
 
 def test_ntsc_fps_is_kept(tmp_path, clip):
-    path = write_video(clip[:2], tmp_path / "ntsc.mp4", fps=30000 / 1001)
+    path = write_video(clip[:2], tmp_path / "ntsc.mp4", fps=np.float32(30000 / 1001))  # numpy scalars are fine
     assert read_video(path).fps == pytest.approx(29.97, abs=1e-3)
 
 

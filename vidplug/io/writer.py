@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -67,7 +68,7 @@ class VideoWriter:
     ) -> None:
         self.path = Path(path).expanduser()
         self.kind = _output_kind(self.path)
-        if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+        if isinstance(fps, bool) or not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
             raise VidplugError(f"fps must be a positive number, got {fps!r}")
         self.fps, self.crf, self.overwrite, self.count = float(fps), int(crf), overwrite, 0
         self._hw: tuple[int, int] | None = None
