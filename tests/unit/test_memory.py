@@ -1,0 +1,100 @@
+"""Chunk sizing and out-of-memory halving, on CPU (a CUDA OutOfMemoryError can be raised without a GPU)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from vidplug.errors import VidplugError
+from vidplug.solver.memory import (
+    CPU_DEFAULT_CHUNK,
+    IterationMemory,
+    auto_chunk_size,
+    chunk_size_for_memory,
+    run_with_oom_halving,
+)
+
+
+def _fails_above(limit: int, calls: list[int]):
+    def fn(size: int) -> str:
+        calls.append(size)
+        if size > limit:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {size} GiB\nmore detail")
+        return f"done at {size}"
+
+    return fn
+
+
+def test_oom_halving_ends_at_the_first_size_that_fits_and_logs_each_halving(caplog):
+    calls: list[int] = []
+    with caplog.at_level(logging.WARNING, logger="vidplug.solver.memory"):
+        result, size = run_with_oom_halving(_fails_above(3, calls), 8)
+    assert (result, size) == ("done at 2", 2)
+    assert calls == [8, 4, 2]
+    halvings = [r.getMessage() for r in caplog.records if "out of GPU memory" in r.getMessage()]
+    assert len(halvings) == 2
+    assert "chunk size 8" in halvings[0] and "chunk size 4" in halvings[0]
+    assert "chunk size 4" in halvings[1] and "chunk size 2" in halvings[1]
+
+
+def test_oom_halving_does_not_retry_when_the_first_call_fits():
+    calls: list[int] = []
+    assert run_with_oom_halving(_fails_above(3, calls), 3) == ("done at 3", 3)
+    assert calls == [3]
+
+
+def test_oom_halving_stops_at_min_size_with_a_one_line_error():
+    calls: list[int] = []
+    with pytest.raises(VidplugError) as info:
+        run_with_oom_halving(_fails_above(0, calls), 12, min_size=2)
+    assert calls == [12, 6, 3, 2]  # 3 // 2 = 1 is below min_size, so min_size itself is the last try
+    message = str(info.value)
+    assert "\n" not in message and "chunk size 2" in message and "Tried to allocate" in message
+
+
+def test_oom_halving_lets_other_errors_through():
+    def fn(size):
+        raise ValueError("not memory")
+
+    with pytest.raises(ValueError):
+        run_with_oom_halving(fn, 4)
+
+
+def test_oom_halving_rejects_a_start_below_min_size():
+    with pytest.raises(VidplugError):
+        run_with_oom_halving(lambda s: s, 1, min_size=2)
+
+
+def test_auto_chunk_size_on_cpu_is_the_cpu_default(tiny_prior):
+    size = auto_chunk_size(tiny_prior, (3, 16, 16), "cpu", num_steps=3, checkpoint=False, autocast="none")
+    assert size == CPU_DEFAULT_CHUNK == 8
+    assert auto_chunk_size(tiny_prior, (3, 16, 16), torch.device("cpu"), num_steps=2, checkpoint=True,
+                           autocast="bf16", max_chunk=4) == 4
+
+
+def test_auto_chunk_size_rejects_bad_arguments(tiny_prior):
+    with pytest.raises(VidplugError):
+        auto_chunk_size(tiny_prior, (16, 16), "cpu", num_steps=3, checkpoint=False, autocast="none")
+    with pytest.raises(VidplugError):
+        auto_chunk_size(tiny_prior, (3, 16, 16), "cpu", num_steps=3, checkpoint=False, autocast="fp8")
+
+
+@pytest.mark.parametrize(
+    ("free", "fixed", "per_frame", "expected"),
+    [
+        (10_000, 0, 1_000, 8),  # 0.8 * 10000 / 1000
+        (10_000, 2_000, 1_000, 6),  # the fixed part comes off first
+        (10_000, 0, 100, 32),  # capped at max_chunk
+        (1_000, 0, 5_000, 1),  # not even one frame by the estimate: still try 1
+    ],
+)
+def test_chunk_size_for_memory_arithmetic(free, fixed, per_frame, expected):
+    usage = IterationMemory(fixed_bytes=fixed, per_frame_bytes=per_frame)
+    assert chunk_size_for_memory(free, usage, max_chunk=32, safety=0.8) == expected
+
+
+def test_chunk_size_for_memory_rejects_bad_safety():
+    with pytest.raises(VidplugError):
+        chunk_size_for_memory(1000, IterationMemory(0, 10), safety=0.0)

@@ -1,0 +1,182 @@
+"""How many frames fit in one chunk: automatic chunk sizing from free device memory, and halving on out-of-memory.
+
+The solver's memory is dominated by the activations that ``R(z)``'s backward pass keeps: K network calls over the
+``T`` frames of a chunk (one call's worth with ``checkpoint``). That grows linearly in ``T``, so two tiny probe
+iterations (1 and 2 frames) on the real prior and frame size give a fixed part and a per-frame slope, and the chunk
+size is what the free memory holds of the slope. The probe covers ``R``, the data term and the seeds' optimiser
+state, not the consistency terms (CLIP, RAFT): ``safety`` leaves room for them, and :func:`run_with_oom_halving` is
+the backstop when the estimate is still too large.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from vidplug.errors import VidplugError
+from vidplug.prior.base import DiffusionPrior
+from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
+from vidplug.solver.dmplug import AUTOCAST
+
+log = logging.getLogger(__name__)
+
+CPU_DEFAULT_CHUNK = 8  # frames per chunk off-GPU: host memory is rarely the limit there, time is
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class IterationMemory:
+    """Device memory of one solver iteration beyond what was allocated before it (weights included there)."""
+
+    fixed_bytes: int  # independent of the number of frames (workspaces, the first-call overheads)
+    per_frame_bytes: int  # added by each frame of the chunk
+
+
+def chunk_size_for_memory(
+    free_bytes: int, usage: IterationMemory, *, max_chunk: int = 32, safety: float = 0.8
+) -> int:
+    """Largest chunk in ``[1, max_chunk]`` with ``fixed + T * per_frame <= safety * free_bytes``.
+
+    Returns 1 when not even one frame fits by the estimate (the caller's OOM handling then has the last word).
+    """
+    if max_chunk < 1:
+        raise VidplugError(f"max_chunk must be >= 1 frame, got {max_chunk}")
+    if not 0.0 < safety <= 1.0:
+        raise VidplugError(f"safety must be in (0, 1], got {safety}")
+    usable = safety * free_bytes - usage.fixed_bytes
+    frames = int(usable // max(usage.per_frame_bytes, 1))
+    if frames < 1:
+        log.warning(
+            "by the memory probe not even one frame fits (%.0f MiB free, %.0f MiB per frame); trying 1",
+            free_bytes / 2**20, usage.per_frame_bytes / 2**20,
+        )
+    return max(1, min(frames, max_chunk))
+
+
+def probe_iteration_memory(
+    prior: DiffusionPrior,
+    frame_shape: tuple[int, int, int],
+    device: torch.device | str,
+    *,
+    num_steps: int = 3,
+    checkpoint: bool = False,
+    autocast: str = "none",
+) -> IterationMemory:
+    """Measure one solver iteration (R forward over ``num_steps`` DDIM steps, data-like loss, backward, Adam step)
+    at 1 and 2 frames of ``frame_shape = (C, H, W)`` with ``torch.cuda.max_memory_allocated``. CUDA only.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise VidplugError(f"the memory probe needs a CUDA device, got {device}")
+    timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps)
+    peaks = []
+    for frames in (1, 2):
+        _release_cached_memory()
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        z = torch.randn((frames, *frame_shape), device=device, requires_grad=True)  # (T, C, H, W) seeds
+        opt = torch.optim.Adam([z], lr=1e-2)
+        x = reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, autocast_dtype=AUTOCAST[autocast]).float()
+        x.square().mean().backward()  # stand-in data term: the operator's own memory is small beside R's
+        opt.step()
+        del z, opt, x
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - base)
+    # allocator rounding can make the 2-frame step look cheaper than it is; never below half the 2-frame peak
+    per_frame = max(peaks[1] - peaks[0], peaks[1] // 2, 1)
+    return IterationMemory(fixed_bytes=max(peaks[1] - 2 * per_frame, 0), per_frame_bytes=per_frame)
+
+
+def auto_chunk_size(
+    prior: DiffusionPrior,
+    frame_shape: tuple[int, int, int],
+    device: torch.device | str,
+    *,
+    num_steps: int,
+    checkpoint: bool,
+    autocast: str,
+    max_chunk: int = 32,
+    safety: float = 0.8,
+) -> int:
+    """Frames per chunk that fit in the device's free memory.
+
+    Args:
+        prior: the prior the solver will use, already on ``device``.
+        frame_shape: ``(C, H, W)`` of the frames to restore.
+        device: CUDA: probed (two tiny iterations, see :func:`probe_iteration_memory`) against
+            ``torch.cuda.mem_get_info``; any other device returns :data:`CPU_DEFAULT_CHUNK` (8).
+        num_steps, checkpoint, autocast: the solver settings that change its memory (as in ``SolverConfig``).
+        max_chunk: upper bound on the answer.
+        safety: fraction of the free memory to plan for (the rest is for consistency terms and fragmentation).
+
+    Returns:
+        int in ``[1, max_chunk]``.
+    """
+    device = torch.device(device)
+    if len(frame_shape) != 3:
+        raise VidplugError(f"frame_shape must be (C, H, W), got {tuple(frame_shape)}")
+    if autocast not in AUTOCAST:
+        raise VidplugError(f"unknown autocast '{autocast}'; use one of: {', '.join(AUTOCAST)}")
+    if device.type != "cuda":
+        return min(CPU_DEFAULT_CHUNK, max_chunk)
+    try:
+        usage = probe_iteration_memory(
+            prior, tuple(frame_shape), device, num_steps=num_steps, checkpoint=checkpoint, autocast=autocast
+        )
+    except torch.cuda.OutOfMemoryError:
+        usage = None  # handled outside the except block so the failed probe's tensors can be freed
+    if usage is None:
+        _release_cached_memory()
+        log.warning("the 2-frame memory probe ran out of memory; using chunk size 1")
+        return 1
+    _release_cached_memory()
+    free, _total = torch.cuda.mem_get_info(device)
+    size = chunk_size_for_memory(free, usage, max_chunk=max_chunk, safety=safety)
+    log.info(
+        "auto chunk size %d: %.0f MiB free, %.0f MiB + %.0f MiB per frame per iteration (safety %.2f)",
+        size, free / 2**20, usage.fixed_bytes / 2**20, usage.per_frame_bytes / 2**20, safety,
+    )
+    return size
+
+
+def run_with_oom_halving(
+    fn: Callable[[int], _R], chunk_size: int, min_size: int = 1
+) -> tuple[_R, int]:
+    """Call ``fn(chunk_size)``; on ``torch.cuda.OutOfMemoryError`` free the cache, halve the size and retry.
+
+    Each halving is logged at WARNING. Returns ``(fn's result, the chunk size that worked)``.
+
+    Raises:
+        VidplugError: ``fn`` still runs out of memory at ``min_size`` (one line: what to change).
+    """
+    size = int(chunk_size)
+    if min_size < 1 or size < min_size:
+        raise VidplugError(f"chunk size {chunk_size} must be >= min_size {min_size} >= 1")
+    while True:
+        try:
+            return fn(size), size
+        except torch.cuda.OutOfMemoryError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "CUDA out of memory"
+        # outside the except block: the traceback, and the tensors its frames hold, are gone before freeing
+        _release_cached_memory()
+        if size <= min_size:
+            raise VidplugError(
+                f"out of GPU memory even at chunk size {size} ({reason}); lower the resolution, set "
+                "solver.checkpoint=true or solver.autocast=bf16, or use a GPU with more memory"
+            )
+        smaller = max(size // 2, min_size)
+        log.warning("out of GPU memory at chunk size %d; retrying with chunk size %d", size, smaller)
+        size = smaller
+
+
+def _release_cached_memory() -> None:
+    """Collect garbage and hand the CUDA caching allocator's free blocks back (no-op without CUDA)."""
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
