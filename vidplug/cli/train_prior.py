@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from vidplug.errors import VidplugError
 
@@ -17,6 +16,22 @@ def _channels(text: str) -> tuple[int, ...]:
     if len(widths) < 2 or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"--channels takes at least two comma-separated widths, e.g. 16,32,64,128; got '{text}'")
     return widths
+
+
+# options that change the trained weights, in the order the model card lists them
+_RECIPE_OPTIONS = ("size", "steps", "batch", "lr", "warmup", "seed", "ema_decay", "channels", "layers_per_block",
+                   "norm_groups", "scale_min", "scale_max", "frame_stride", "max_frames", "davis_split")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The full command with every recipe option spelled out, so the model card reproduces the run whatever the
+    defaults become."""
+    parts = ["vidplug", "train-prior", *map(str, args.data), "--out", str(args.out)]
+    for name in _RECIPE_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            parts += [f"--{name.replace('_', '-')}", ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return shlex.join(parts + (["--resume"] if args.resume else []))
 
 
 def register(sub) -> None:
@@ -72,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         frame_stride=args.frame_stride, max_frames=args.max_frames, davis_split=args.davis_split,
         save_every=args.save_every, sample_every=args.sample_every, device=args.device,
     )
-    command = "vidplug " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train-prior"] else "vidplug train-prior ..."
+    command = _command_line(args)
     result = train_prior(args.data, args.out, config, resume=args.resume, command=command,
                          progress=not args.no_progress)
     print(f"{result.out_dir}: {result.steps} steps, loss {result.final_loss:.4f}, {result.num_params:,} parameters, "

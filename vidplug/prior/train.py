@@ -172,11 +172,12 @@ def _write_samples(unet: nn.Module, out_dir: Path, config: TrainConfig) -> None:
         save_image(images, tmp, nrow=nrow, padding=2, pad_value=1.0)
 
 
-def model_card(result: TrainResult, config: TrainConfig, command: str, source_frames: dict[str, int]) -> str:
-    """The README.md written next to the weights."""
+def model_card(result: TrainResult, config: TrainConfig, commands: list[str], source_frames: dict[str, int]) -> str:
+    """The README.md written next to the weights; ``commands``: the first run's command line, then each resume's."""
     import diffusers
 
     data = "\n".join(f"- `{name}`: {n} frames" for name, n in source_frames.items())
+    runs = "\n".join(f"    {c}" for c in commands) or "    (not recorded)"
     recipe = "\n".join(f"- {k}: {v}" for k, v in asdict(config).items() if k != "sources")
     return f"""# vidplug patch diffusion prior
 
@@ -193,7 +194,9 @@ Crops: downscale by a factor uniform in [{config.scale_min}, {config.scale_max}]
 flip horizontally with probability 0.5; each data source is drawn with equal probability.
 
 ## Recipe
-Command: `{command}`
+Command (then each `--resume`, if any):
+
+{runs}
 
 {recipe}
 - schedule: DDPM linear betas 1e-4..0.02, T = 1000, uniform timesteps, MSE on epsilon, AdamW, EMA weights saved
@@ -242,7 +245,7 @@ def train_prior(
         config: hyper-parameters; defaults to :class:`TrainConfig()`.
         resume: continue from ``out_dir/checkpoint.pt`` (VidplugError when it is missing); without it an existing
             checkpoint is refused rather than overwritten.
-        command: the command line, recorded in the model card.
+        command: the command line, recorded in the model card (resumes add theirs).
         progress: show a tqdm progress bar with the loss.
 
     Returns:
@@ -271,11 +274,14 @@ def train_prior(
     ema = copy.deepcopy(unet).requires_grad_(False)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)  # crops, noise, timesteps: all of it
-    step, elapsed, losses = 0, 0.0, []
+    step, elapsed, losses, commands = 0, 0.0, [], []
     if resume:
         state = _load_checkpoint(ckpt_path, config, unet, ema, optimizer, generator)
         step, elapsed, losses = state["step"], state["elapsed"], list(state["losses"])
+        commands = list(state.get("commands", []))
         log.info("resuming %s at step %d", ckpt_path, step)
+    if command:
+        commands.append(command)
     unet.to(device).train()
     ema.to(device).eval()
     for group in optimizer.state.values():  # optimiser state was loaded on the CPU
@@ -293,13 +299,13 @@ def train_prior(
     def publish(samples: bool) -> None:
         state = {"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                  "generator": generator.get_state(), "step": step, "elapsed": elapsed,
-                 "losses": losses[-LOSS_WINDOW:], "config": asdict(config)}
+                 "losses": losses[-LOSS_WINDOW:], "config": asdict(config), "commands": commands}
         atomic_write_with(ckpt_path, lambda tmp: torch.save(state, tmp))
         _save_pretrained_atomic(ema, out_dir / "unet")
         _save_pretrained_atomic(scheduler, out_dir / "scheduler")
         if samples:
             _write_samples(ema, out_dir, config)
-        atomic_write_text(out_dir / "README.md", model_card(result(), config, command, source_frames))
+        atomic_write_text(out_dir / "README.md", model_card(result(), config, commands, source_frames))
 
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train-prior", dynamic_ncols=True)
