@@ -288,6 +288,8 @@ def restore_video(
     source, out = Path(source), Path(out)
     read = dict(read or {})
     cfg_path = config_path_for(out)
+    if out.resolve() == source.resolve() or (mask is not None and out.resolve() == Path(mask).resolve()):
+        raise VidplugError(f"output {out} is the input; choose another --out (the input is never modified)")
     _check_outputs([out, cfg_path, Path(report_path) if report_path else None,
                     Path(side_by_side) if side_by_side else None], overwrite)
     if cfg.task.name == "inpaint" and not simulate and mask is None:

@@ -51,15 +51,18 @@ class WeightSpec:
     description: str  # what uses it
     cache_dir: object = field(default=vidplug_cache, compare=False)  # callable -> Path
     sha256: str | None = None
+    approx_bytes: int | None = None  # for messages when the exact size is not pinned (downloads not size-checked)
 
     @property
     def path(self) -> Path:
         return Path(self.cache_dir()) / self.filename
 
     def human_size(self) -> str:
-        if not self.size_bytes:
-            return "size unknown"
-        return f"{self.size_bytes / 2**20:.1f} MB"
+        if self.size_bytes:
+            return f"{self.size_bytes / 2**20:.1f} MB"
+        if self.approx_bytes:
+            return f"about {self.approx_bytes / 2**20:.0f} MB"
+        return "size unknown"
 
     def missing_message(self) -> str:
         return (

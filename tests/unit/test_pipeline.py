@@ -139,3 +139,11 @@ def test_resume_refuses_other_settings(clip, tmp_path):
     ChunkStore(tmp_path / "o.mp4", {"a": 1}, resume=False, overwrite=False)
     with pytest.raises(VidplugError, match="different settings"):
         ChunkStore(tmp_path / "o.mp4", {"a": 2}, resume=True, overwrite=False)
+
+
+def test_output_equal_to_input_is_refused(clip):
+    cfg = _cfg("method=bicubic")
+    with pytest.raises(VidplugError, match="is the input"):
+        restore_video(clip, clip, cfg, simulate=True, overwrite=True, progress=False,
+                      models=_TinyModels(cfg, torch.device("cpu")))
+    assert len(list(clip.iterdir())) == 20

@@ -36,7 +36,8 @@ ADM_WEIGHTS = {
             name="adm-imagenet256",
             filename="diffusion_openai.pt",
             url=_DEEPINV_MIRROR + "diffusion_openai.pt",
-            size_bytes=None,  # ~2.1 GB; exact size not pinned, so downloads are not size-checked
+            size_bytes=None,  # exact size not pinned, so downloads are not size-checked
+            approx_bytes=2_100_000_000,
             description="ADM ImageNet 256x256 unconditional prior (guided-diffusion 256x256_diffusion_uncond.pt, ~2.1 GB)",
             cache_dir=torch_hub_checkpoints,
         )
@@ -46,7 +47,8 @@ ADM_WEIGHTS = {
             name="adm-ffhq256",
             filename="diffusion_ffhq_10m.pt",
             url=_DEEPINV_MIRROR + "diffusion_ffhq_10m.pt",
-            size_bytes=None,  # ~357 MB
+            size_bytes=None,
+            approx_bytes=357_000_000,
             description="ADM FFHQ 256x256 prior (DPS/DMPlug ffhq_10m.pt, ~357 MB)",
             cache_dir=torch_hub_checkpoints,
         )
