@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -60,6 +61,7 @@ class SolverConfig:
     seed_rank: int = 0  # shared mode: rank of the residual r_t across frames; 0 = full residual
     seed_residual_scale: float = 0.3  # shared mode: initial residual std a (z_shared gets sqrt(1 - a^2))
     log_every: int = 10  # iterations between host reads of the losses (progress bar, loss_history)
+    compile: bool = False  # torch.compile the prior network: slow first iterations, faster steady state (GPU)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -187,7 +189,7 @@ def solve(
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
     noise = [draw_seeds(shape, generator, device) for _ in timesteps] if config.eta > 0 else None
     problem = _Problem(
-        data=DataFidelity(y, operator), terms=terms, prior=prior, timesteps=timesteps, noise=noise,
+        data=DataFidelity(y, operator), terms=terms, prior=compiled_prior(prior) if config.compile else prior, timesteps=timesteps, noise=noise,
         config=config, reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
 
@@ -232,6 +234,28 @@ def solve(
         frame_iters_per_s=ips * shape[0], lr=lr, retries=len(attempts) - 1, notes=notes,
         oracle_psnr=final.oracle, es_variance=final.es_variance,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fast path
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # prior -> its compiled twin
+
+
+def compiled_prior(prior: DiffusionPrior) -> DiffusionPrior:
+    """A :class:`DiffusionPrior` sharing ``prior``'s weights and schedule whose network is ``torch.compile``d.
+
+    Cached per prior, so every chunk of a video reuses the compiled code instead of compiling again. Only the
+    network is compiled: the DDIM loop, checkpointing and autocast around it stay eager Python.
+    """
+    twin = _COMPILED.get(prior)
+    if twin is None:
+        twin = DiffusionPrior(
+            torch.compile(prior.net), prior.alphas_cumprod, name=prior.name, multiple=prior.multiple,
+            native_size=prior.native_size, channels=prior.channels,
+        )
+        _COMPILED[prior] = twin
+    return twin
 
 
 # ---------------------------------------------------------------------------------------------------------------
