@@ -189,8 +189,8 @@ def solve(
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
     noise = [draw_seeds(shape, generator, device) for _ in timesteps] if config.eta > 0 else None
     problem = _Problem(
-        data=DataFidelity(y, operator), terms=terms, prior=compiled_prior(prior) if config.compile else prior, timesteps=timesteps, noise=noise,
-        config=config, reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
+        data=DataFidelity(y, operator), terms=terms, prior=compiled_prior(prior) if config.compile else prior,
+        timesteps=timesteps, noise=noise, config=config, reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
 
     start = time.perf_counter()
