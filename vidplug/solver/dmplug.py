@@ -190,7 +190,8 @@ def solve(
     noise = [draw_seeds(shape, generator, device) for _ in timesteps] if config.eta > 0 else None
     problem = _Problem(
         data=DataFidelity(y, operator), terms=terms, prior=compiled_prior(prior) if config.compile else prior,
-        timesteps=timesteps, noise=noise, config=config, reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
+        timesteps=timesteps, noise=noise, config=config,
+        reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
 
     start = time.perf_counter()
