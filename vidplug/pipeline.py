@@ -20,9 +20,10 @@ from torch import Tensor
 
 from vidplug.config import RestoreConfig, dump_yaml, to_dict
 from vidplug.errors import VidplugError
-from vidplug.io import VideoWriter, iter_frames, probe_video
+from vidplug.io import iter_frames, probe_video
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore, quantize
+from vidplug.io.sink import OutputSink
 from vidplug.physics import build_operator
 from vidplug.simulate import observe, temporal_context
 from vidplug.solver.chunks import Chunk, plan_chunks
@@ -282,8 +283,6 @@ def restore_video(
     Output frames are 8-bit (what PNG/H.264 store); metrics and the next chunk's anchors use exactly those frames,
     so a resumed run reproduces an uninterrupted one.
     """
-    from vidplug.io import write_side_by_side
-
     t_start = time.time()
     source, out = Path(source), Path(out)
     read = dict(read or {})
@@ -308,38 +307,31 @@ def restore_video(
     chunks = plan_chunks(n, chunk_size, overlap, ctx)
     src = FrameWindow(iter_frames(source, **read))
     masks = FrameWindow(iter_frames(mask, **read)) if mask is not None else None
-    factor = sr_factor(cfg)
     scores = None
     if simulate:
         from vidplug.metrics.stream import StreamingScores
 
         scores = StreamingScores(models.metrics_flow())
-    kept: dict[str, list[Tensor]] = {"restored": [], "observation": [], "reference": []}
-    keep = keep_frames or side_by_side is not None
+    sink = OutputSink(out, side_by_side, info.fps, overwrite, keep_frames, cfg.method)
     tail: Tensor | None = None  # last written frames, anchors for the next chunk
     chunk_reports = []
-    fps = info.fps
-    with VideoWriter(out, fps=fps, overwrite=overwrite) as writer:
+    with sink:
         for chunk in chunks:
             ws, we = chunk.window_start, chunk.window_stop
-            reference = None
             if simulate:
                 lo, hi = max(ws - ctx, 0), min(we + ctx, n)
                 clean = src.get(lo, hi).to(device)
-                size = tuple(clean.shape[-2:])
                 y = observe(cfg.task.name, clean, lo, ws, we, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
                             **cfg.task.options)
-                reference = clean[ws - lo : we - lo]
+                reference, size = clean[ws - lo : we - lo], tuple(clean.shape[-2:])
             else:
-                y = src.get(ws, we).to(device)
-                size = (y.shape[-2] * factor, y.shape[-1] * factor)
-            extra = {}
-            if masks is not None:
-                extra["mask"] = (masks.get(ws, we)[:, :1] > 0.5).float().to(device)
+                y, reference = src.get(ws, we).to(device), None
+                size = (y.shape[-2] * sr_factor(cfg), y.shape[-1] * sr_factor(cfg))
             done = store.load(chunk.index)
             if done is not None:  # finished before an interruption
                 new, summary = done["frames"].to(device), {**done["summary"], "resumed": True}
             else:
+                extra = {"mask": (masks.get(ws, we)[:, :1] > 0.5).float()} if masks is not None else {}
                 op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed,
                                     noise_sigma=cfg.task.noise_sigma, frame_offset=ws, **cfg.task.options,
                                     **extra).to(device)
@@ -351,35 +343,27 @@ def restore_video(
                     raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
                 new = quantize(restored[chunk.local(chunk.start) : chunk.local(chunk.stop)])
                 store.save(chunk.index, new, z, summary)
-            writer.write(new.cpu())
+            inner = slice(chunk.local(chunk.start), chunk.local(chunk.stop))
+            ref_new = reference[inner] if reference is not None else None
+            sink.write(new, y[inner], ref_new)
             tail = new if tail is None else torch.cat([tail, new])[-max(overlap, 1):]
             if scores is not None:
-                scores.update(new, reference[chunk.local(chunk.start) : chunk.local(chunk.stop)])
-            if keep:
-                kept["restored"].append(new.cpu())
-                kept["observation"].append(y[chunk.local(chunk.start) : chunk.local(chunk.stop)].cpu())
-                if reference is not None:
-                    kept["reference"].append(reference[chunk.local(chunk.start) : chunk.local(chunk.stop)].cpu())
+                scores.update(new, ref_new)
             chunk_reports.append({"index": chunk.index, "frames": [chunk.start, chunk.stop],
                                   "window": [ws, we], **summary})
-            nxt = chunks[chunk.index + 1] if chunk.index + 1 < len(chunks) else None
-            if nxt is not None:
+            if chunk.index + 1 < len(chunks):
+                nxt = chunks[chunk.index + 1]
                 src.release(max(nxt.window_start - ctx, 0))
                 if masks is not None:
                     masks.release(nxt.window_start)
-    frames = {k: torch.cat(v) if v else None for k, v in kept.items()}
-    if side_by_side is not None:
-        panels = [("observation", frames["observation"]), (f"restored ({cfg.method})", frames["restored"])]
-        if frames["reference"] is not None:
-            panels.append(("ground truth", frames["reference"]))
-        write_side_by_side(panels, side_by_side, fps=fps, overwrite=overwrite)
-    report = _report(cfg, source, out, simulate, device, n, fps, chunk_reports, models, scores, time.time() - t_start)
+    report = _report(cfg, source, out, simulate, device, n, info.fps, chunk_reports, models, scores,
+                     time.time() - t_start)
     atomic_write_text(cfg_path, dump_yaml(cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)
     store.finish()
-    return RestoreResult(out, report, frames["restored"] if keep_frames else None, frames["observation"],
-                         frames["reference"], chunk_reports)
+    kept = sink.kept()
+    return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)
 
 
 def _report(cfg, source, out, simulate, device, n, fps, chunks, models, scores, wall) -> dict[str, Any]:
@@ -393,7 +377,8 @@ def _report(cfg, source, out, simulate, device, n, fps, chunks, models, scores, 
         "prior": cfg.prior.name if cfg.method == "dmplug" else None, "simulate": simulate, "device": str(device),
         "frames": n, "fps": fps, "wall_time_s": wall, "seconds_per_frame": wall / n,
         "iterations_per_chunk": iters, "chosen_iterations": [c.get("chosen_iteration") for c in chunks],
-        "chunks": chunks, "notes": list(models.notes),
+        "chunks": chunks, "notes": list(models.notes) + [f"chunk {c['index']}: {note}" for c in chunks
+                                                         for note in c.get("notes", [])],
         "flow_model": getattr(models.flow, "name", None), "config": to_dict(cfg),
         "versions": {"vidplug": vidplug.__version__, "torch": torch.__version__, "python": platform.python_version()},
     }

@@ -147,3 +147,13 @@ def test_output_equal_to_input_is_refused(clip):
         restore_video(clip, clip, cfg, simulate=True, overwrite=True, progress=False,
                       models=_TinyModels(cfg, torch.device("cpu")))
     assert len(list(clip.iterdir())) == 20
+
+
+def test_side_by_side_is_streamed_with_all_panels(clip, tmp_path):
+    cfg = _cfg("method=bicubic", "chunk.size=4", "chunk.overlap=1")
+    sbs = tmp_path / "sbs"
+    restore_video(clip, tmp_path / "o", cfg, simulate=True, progress=False, side_by_side=sbs,
+                  models=_TinyModels(cfg, torch.device("cpu")), read={"max_frames": 7})
+    frames = read_video(sbs).frames
+    assert frames.shape[0] == 7 and frames.shape[-2] == 16
+    assert frames.shape[-1] >= 3 * 16  # observation | restored | ground truth side by side
