@@ -24,7 +24,7 @@ from vidplug.io import iter_frames, probe_video
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore, quantize
 from vidplug.io.sink import OutputSink
-from vidplug.physics import build_operator
+from vidplug.physics import TASKS, build_operator, task_options
 from vidplug.simulate import observe, temporal_context
 from vidplug.solver.chunks import Chunk, plan_chunks
 
@@ -213,6 +213,18 @@ def restore_chunk(
     return result.frames, result.to_dict(), result.z
 
 
+def _check_task(cfg: RestoreConfig) -> None:
+    """Unknown tasks, options or methods fail before any model is loaded."""
+    if cfg.task.name not in TASKS:
+        raise VidplugError(f"unknown task {cfg.task.name!r}; known tasks: {', '.join(TASKS)}")
+    unknown = sorted(set(cfg.task.options) - set(task_options(cfg.task.name)))
+    if unknown:
+        raise VidplugError(f"task {cfg.task.name!r} has no option {', '.join(unknown)}; its options: "
+                           f"{', '.join(task_options(cfg.task.name)) or 'none'}")
+    if cfg.method not in ("dmplug", "bicubic"):
+        raise VidplugError(f"unknown method {cfg.method!r}; use dmplug or bicubic")
+
+
 def config_path_for(out: Path) -> Path:
     """Where the resolved config of an output is saved: ``clip.mp4`` -> ``clip.config.yaml`` (folders: sibling)."""
     out = Path(out)
@@ -291,6 +303,7 @@ def restore_video(
         raise VidplugError(f"output {out} is the input; choose another --out (the input is never modified)")
     _check_outputs([out, cfg_path, Path(report_path) if report_path else None,
                     Path(side_by_side) if side_by_side else None], overwrite)
+    _check_task(cfg)
     if cfg.task.name == "inpaint" and not simulate and mask is None:
         raise VidplugError("inpainting a real observation needs --mask (white = observed pixel), or use --simulate")
     device = resolve_device(cfg.device)

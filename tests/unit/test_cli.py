@@ -1,0 +1,154 @@
+"""The command line end to end on tiny clips, and one test per bad input: a one-line error, exit code 2, nothing
+written or overwritten."""
+
+import json
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import make_translating_video
+from vidplug.cli import main
+from vidplug.io import write_video
+
+
+@pytest.fixture
+def clip(tmp_path):
+    path = tmp_path / "clip"
+    write_video(make_translating_video(4, 32, 32), path, fps=10)
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(capsys, *argv) -> str:
+    code, _, err = run(capsys, *argv)
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if "error:" in ln]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_degrade_then_metrics_end_to_end(clip, tmp_path, capsys):
+    code, out, _ = run(capsys, "degrade", clip, "--task", "inpaint", "--out", tmp_path / "obs", "--seed", "3")
+    assert code == 0 and (tmp_path / "obs_mask").is_dir()
+    code, out, _ = run(capsys, "metrics", tmp_path / "obs", clip, "--json", "--flow", "dis")
+    assert code == 0
+    m = json.loads(out)
+    assert {"psnr", "ssim", "lpips", "warping_error", "flow_model", "frames", "per_frame"} <= set(m)
+    assert m["frames"] == 4 and m["flow_model"] == "opencv_dis" and len(m["per_frame"]["psnr"]) == 4
+    assert m["psnr"] < 20  # half the pixels are missing
+    code, out, _ = run(capsys, "metrics", clip, clip, "--json", "--flow", "dis")
+    assert json.loads(out)["warping_error"] < 1e-6
+
+
+def test_restore_bicubic_simulated_writes_report(clip, tmp_path, capsys):
+    report = tmp_path / "r.json"
+    code, out, err = run(capsys, "restore", clip, "--simulate", "--task", "sr", "--set", "task.options.factor=2",
+                         "--method", "bicubic", "--out", tmp_path / "o.mp4", "--report", report, "--no-progress")
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["metrics"]["psnr"] > 15 and data["frames"] == 4 and data["method"] == "bicubic"
+    assert (tmp_path / "o.config.yaml").is_file()
+
+
+def test_weights_lists_catalog_offline(capsys):
+    code, out, _ = run(capsys, "weights")
+    assert code == 0
+    for name in ("raft-large", "clip-vit-b-32-openai", "alexnet-lpips", "adm-imagenet256"):
+        assert name in out
+
+
+def test_missing_input(tmp_path, capsys):
+    assert "no such file" in one_line_error(capsys, "restore", tmp_path / "nope.mp4", "--out", tmp_path / "o.mp4")
+
+
+def test_corrupt_video(tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(os.urandom(2048))
+    assert "cannot decode" in one_line_error(capsys, "degrade", bad, "--task", "sr4", "--out", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_zero_frames(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    one_line_error(capsys, "degrade", tmp_path / "empty", "--task", "sr4", "--out", tmp_path / "o")
+
+
+def test_unsupported_file_type(tmp_path, capsys):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    one_line_error(capsys, "degrade", txt, "--task", "sr4", "--out", tmp_path / "o")
+
+
+def test_folder_with_mixed_sizes(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.new("RGB", (32, 32)).save(folder / "0.png")
+    Image.new("RGB", (16, 32)).save(folder / "1.png")
+    assert "1.png" in one_line_error(capsys, "degrade", folder, "--task", "sr4", "--out", tmp_path / "o")
+
+
+def test_frames_too_small_for_operator(tmp_path, capsys):
+    write_video(torch.rand(2, 3, 6, 6), tmp_path / "small", fps=10)
+    one_line_error(capsys, "degrade", tmp_path / "small", "--task", "sr4", "--out", tmp_path / "o")
+    one_line_error(capsys, "degrade", tmp_path / "small", "--task", "deblur", "--out", tmp_path / "o2")
+
+
+def test_unknown_task(clip, tmp_path, capsys):
+    assert "known tasks" in one_line_error(capsys, "restore", clip, "--simulate", "--task", "colourise",
+                                           "--out", tmp_path / "o.mp4")
+
+
+def test_unknown_prior(clip, tmp_path, capsys):
+    one_line_error(capsys, "restore", clip, "--simulate", "--prior", "no-such-prior", "--out", tmp_path / "o.mp4")
+
+
+def test_weights_missing_offline(clip, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VIDPLUG_OFFLINE", "1")
+    line = one_line_error(capsys, "restore", clip, "--simulate", "--prior", "adm-imagenet256",
+                          "--out", tmp_path / "o.mp4")
+    assert "diffusion_openai.pt" in line and "place it at" in line
+    code, _, err = run(capsys, "weights", "fetch", "raft-large")
+    assert code == 2 and "offline" in err
+
+
+def test_malformed_yaml_and_unknown_key(clip, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("solver: [1, 2\n")
+    assert "malformed YAML" in one_line_error(capsys, "restore", clip, "--config", bad, "--out", tmp_path / "o")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("solver: {iterations: 3}\n")
+    assert "solver.iterations" in one_line_error(capsys, "restore", clip, "--config", unknown, "--out", tmp_path / "o")
+
+
+def test_set_with_wrong_type(clip, tmp_path, capsys):
+    assert "integer" in one_line_error(capsys, "restore", clip, "--set", "solver.iters=lots", "--out", tmp_path / "o")
+
+
+def test_inpainting_without_mask(clip, tmp_path, capsys):
+    assert "--mask" in one_line_error(capsys, "restore", clip, "--task", "inpaint", "--out", tmp_path / "o")
+
+
+def test_output_not_writable(clip, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_line_error(capsys, "restore", clip, "--simulate", "--method", "bicubic", "--out", blocker / "sub" / "o.mp4")
+
+
+def test_existing_output_kept_without_overwrite(clip, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"keep me")
+    assert "--overwrite" in one_line_error(capsys, "degrade", clip, "--task", "sr4", "--out", out)
+    assert out.read_bytes() == b"keep me"
+
+
+def test_debug_shows_traceback(tmp_path):
+    with pytest.raises(Exception, match="no such file"):
+        main(["--debug", "restore", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4")])
