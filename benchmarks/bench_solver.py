@@ -1,0 +1,225 @@
+"""Solver speed, memory and MFU over a grid of chunk sizes, DDIM steps, precisions, checkpointing and compilation.
+
+    python -m benchmarks.bench_solver [--device cpu|cuda] [--prior tiny|adm-random|tiny-random] [--chunks 1,2,4,8]
+        [--steps 2,3,4] [--dtypes fp32,bf16] [--checkpoint both] [--compile both] [--size 128x256] [--iters 5]
+        --out DIR
+
+One timed iteration is what :func:`vidplug.solver.solve` does per iteration: seeds -> R(z) (K network calls) ->
+SR x4 data term -> backward -> Adam step, built from the solver's own pieces (seeds, DDIM reverse, data term,
+``compiled_prior``). The solver's per-iteration bookkeeping (loss log, ES-WMV running sums) is a few elementwise ops
+on the frames and is left out. Warm-up iterations (and with ``--compile``, compilation) are not timed.
+
+Reported per configuration: median seconds per iteration, frame-iterations/s (T / median), seconds per restored
+frame at ``SolverConfig().iters`` iterations, peak memory, FLOPs per iteration (FlopCounterMode, model FLOPs: K
+forward network calls + backward, no checkpoint recomputation), achieved FLOP/s and MFU against the peak of a
+large matmul measured on the same device in the same dtype. Writes DIR/bench_solver.json, prints a table and appends
+it to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from benchmarks.common import (
+    AUTOCAST_OF,
+    BENCH_PRIORS,
+    DTYPES,
+    PeakMemory,
+    append_results,
+    count_flops,
+    env_line,
+    environment,
+    load_bench_prior,
+    markdown_table,
+    mib,
+    parse_list,
+    parse_size,
+    peak_matmul_flops,
+    resolve_device,
+    time_calls,
+)
+from vidplug.errors import VidplugError
+from vidplug.io.atomic import atomic_write_json
+from vidplug.physics import build_operator
+from vidplug.prior.base import DiffusionPrior
+from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
+from vidplug.solver.dmplug import AUTOCAST, SolverConfig, compiled_prior
+from vidplug.solver.seeds import make_seeds
+from vidplug.solver.terms import DataFidelity
+
+log = logging.getLogger("benchmarks.bench_solver")
+RESTORE_ITERS = SolverConfig().iters  # "seconds per restored frame" is stated at the solver's default iterations
+
+COLUMNS = [
+    ("frames", "T", ""), ("steps", "K", ""), ("dtype", "dtype", ""), ("checkpoint", "ckpt", ""),
+    ("compile", "compile", ""), ("s_per_iter", "s/iter (median)", ".3f"), ("frame_iters_per_s", "frame-it/s", ".2f"),
+    ("s_per_frame", f"s/frame @{RESTORE_ITERS} it", ".1f"), ("peak_mib", "peak MiB", ".0f"),
+    ("delta_mib", "peak rise MiB", ".0f"), ("gflop_per_iter", "GFLOP/iter", ".1f"),
+    ("achieved_tflops", "TFLOP/s", ".4f"), ("mfu", "MFU", ".3f"), ("status", "status", ""),
+]
+
+
+class SolverIteration:
+    """One DMPlug iteration on a simulated SR x4 problem of ``frames`` frames, callable repeatedly."""
+
+    def __init__(self, prior: DiffusionPrior, frames: int, size: tuple[int, int], device: torch.device, *,
+                 steps: int, dtype: str, checkpoint: bool, compile: bool, seed: int = 0) -> None:
+        c, (h, w) = prior.channels, size
+        g = torch.Generator().manual_seed(seed)
+        op = build_operator("sr4", frames, (h, w), seed=seed, channels=c).to(device)
+        clean = torch.rand((frames, c, h, w), generator=g).to(device)  # content does not change the cost
+        with torch.no_grad():
+            self.data = DataFidelity(op(clean), op)
+        self.seeds = make_seeds((frames, c, h, w), mode="independent", generator=g, device=device)
+        self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
+        self.prior = compiled_prior(prior) if compile else prior
+        self.timesteps = ddim_timesteps(steps, prior.num_train_timesteps)
+        self.checkpoint = checkpoint
+        self.autocast = AUTOCAST[AUTOCAST_OF[dtype]]
+        self.iteration = 0
+
+    def __call__(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        z = self.seeds()  # (T, C, H, W) seeds
+        x = reverse_to_unit(z, self.prior, self.timesteps, checkpoint=self.checkpoint,
+                            autocast_dtype=self.autocast).float()  # (T, C, H, W) frames
+        self.data(x, self.iteration).backward()
+        self.opt.step()
+        self.iteration += 1
+
+
+def model_flops(prior: DiffusionPrior, size: tuple[int, int], device: torch.device, steps: int) -> int:
+    """FLOPs of one iteration on one frame, eager fp32 without checkpointing (FLOPs are linear in the frames)."""
+    it = SolverIteration(prior, 1, size, device, steps=steps, dtype="fp32", checkpoint=False, compile=False)
+    return count_flops(it)
+
+
+def bench_one(prior, size, device, *, frames, steps, dtype, checkpoint, compile, warmup, iters,
+              flops_per_frame: int, peak: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"frames": frames, "steps": steps, "dtype": dtype, "checkpoint": checkpoint,
+                           "compile": compile, "warmup": warmup, "iters": iters, "status": "ok"}
+    try:
+        it = SolverIteration(prior, frames, size, device, steps=steps, dtype=dtype, checkpoint=checkpoint,
+                             compile=compile)
+        with PeakMemory(device) as mem:
+            times = time_calls(it, device, warmup=warmup, iters=iters)
+    except torch.cuda.OutOfMemoryError:
+        row["status"] = "out of memory"
+        return row
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    med = statistics.median(times)
+    flops = flops_per_frame * frames
+    row.update(
+        times_s=times, s_per_iter=med, frame_iters_per_s=frames / med, s_per_frame=RESTORE_ITERS * med / frames,
+        peak_mib=mib(mem.peak_bytes), delta_mib=mib(mem.delta_bytes), memory_method=mem.method,
+        gflop_per_iter=flops / 1e9, achieved_tflops=flops / med / 1e12, mfu=flops / med / peak,
+    )
+    return row
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    device = resolve_device(args.device)
+    size = parse_size(args.size or ("128x256" if device.type == "cuda" else "32x64"))
+    chunks = parse_list(args.chunks or ("1,2,4,8" if device.type == "cuda" else "1,2,4"), int, flag="--chunks")
+    steps_list = parse_list(args.steps, int, flag="--steps")
+    dtypes = parse_list(args.dtypes, str, allowed=list(DTYPES), flag="--dtypes")
+    checkpoints = parse_list(args.checkpoint, bool, flag="--checkpoint")
+    compiles = parse_list(args.compile, bool, flag="--compile")
+    if any(c < 1 for c in chunks) or any(k < 1 for k in steps_list) or args.iters < 1 or args.warmup < 0:
+        raise VidplugError("--chunks and --steps must be >= 1, --iters >= 1 and --warmup >= 0")
+
+    env = environment(device)
+    prior = load_bench_prior(args.prior, device)
+    params = sum(p.numel() for p in prior.parameters())
+    peaks = {d: peak_matmul_flops(device, DTYPES[d]) for d in dtypes}
+    flops = {k: model_flops(prior, size, device, k) for k in steps_list}
+    grid = [(t, k, d, ck, cp) for cp in compiles for d in dtypes for ck in checkpoints for k in steps_list
+            for t in chunks]
+    rows = []
+    for t, k, d, ck, cp in tqdm(grid, desc="bench_solver", disable=args.quiet):
+        row = bench_one(prior, size, device, frames=t, steps=k, dtype=d, checkpoint=ck, compile=cp,
+                        warmup=args.warmup + (args.compile_warmup if cp else 0), iters=args.iters,
+                        flops_per_frame=flops[k], peak=peaks[d])
+        rows.append(row)
+        log.info("T=%d K=%d %s ckpt=%s compile=%s: %s", t, k, d, ck, cp,
+                 f"{row['s_per_iter']:.3f} s/iter" if row["status"] == "ok" else row["status"])
+    result = {
+        "environment": env,
+        "settings": {"prior": args.prior, "prior_parameters": params, "size_hw": list(size), "task": "sr4",
+                     "warmup": args.warmup, "iters": args.iters, "restore_iters": RESTORE_ITERS},
+        "peak_flops": {d: peaks[d] for d in dtypes},
+        "model_flops_per_frame_iteration": {str(k): flops[k] for k in steps_list},
+        "rows": rows,
+    }
+    out = Path(args.out)
+    atomic_write_json(out / "bench_solver.json", result)
+    section = report(result, args.note)
+    print(section)
+    if not args.no_append:
+        append_results(section)
+    return result
+
+
+def report(result: dict[str, Any], note: str | None) -> str:
+    env, s = result["environment"], result["settings"]
+    peaks = ", ".join(f"{d} {v / 1e12:.3f} TFLOP/s" for d, v in result["peak_flops"].items())
+    h, w = s["size_hw"]
+    lines = [
+        f"### bench_solver: prior {s['prior']} ({s['prior_parameters'] / 1e6:.2f} M parameters), SR x4, "
+        f"{h}x{w} frames",
+        "",
+        env_line(env) + ".",
+        f"Timed: median of {s['iters']} iterations after {s['warmup']} warm-up. Measured peak (matmul): {peaks}.",
+    ]
+    if env["device_type"] == "cpu":
+        lines.append("CPU run on a host shared with other jobs: times are indicative only.")
+    if note:
+        lines.append(note)
+    lines += ["", markdown_table(result["rows"], COLUMNS)]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_solver", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--prior", default="tiny-random", choices=BENCH_PRIORS)
+    p.add_argument("--chunks", default=None, help="frames per chunk, comma-separated (default 1,2,4 on CPU, "
+                                                   "1,2,4,8 on CUDA)")
+    p.add_argument("--steps", default="3", help="DDIM steps K, comma-separated (default 3)")
+    p.add_argument("--dtypes", default="fp32", help="fp32,bf16,fp16: network precision (autocast)")
+    p.add_argument("--checkpoint", default="off", help="on | off | both")
+    p.add_argument("--compile", default="off", help="on | off | both (torch.compile of the prior network)")
+    p.add_argument("--size", default=None, help="HEIGHTxWIDTH (default 32x64 on CPU, 128x256 on CUDA)")
+    p.add_argument("--iters", type=int, default=5, help="timed iterations per configuration")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations before timing")
+    p.add_argument("--compile-warmup", type=int, default=3, help="extra untimed iterations with --compile on")
+    p.add_argument("--note", default=None, help="a line added under the table in RESULTS.md")
+    p.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="directory for bench_solver.json")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except VidplugError as exc:
+        print(f"bench_solver: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
