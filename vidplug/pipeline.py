@@ -213,15 +213,16 @@ def restore_chunk(
     return result.frames, result.to_dict(), result.z
 
 
-def _check_task(cfg: RestoreConfig) -> None:
-    """Unknown tasks, options or methods fail before any model is loaded."""
+def _check_task(cfg: RestoreConfig, custom_solver: bool = False) -> None:
+    """Unknown tasks, options or methods fail before any model is loaded (any method name is accepted with a
+    custom chunk solver, which names its own method, e.g. a baseline)."""
     if cfg.task.name not in TASKS:
         raise VidplugError(f"unknown task {cfg.task.name!r}; known tasks: {', '.join(TASKS)}")
     unknown = sorted(set(cfg.task.options) - set(task_options(cfg.task.name)))
     if unknown:
         raise VidplugError(f"task {cfg.task.name!r} has no option {', '.join(unknown)}; its options: "
                            f"{', '.join(task_options(cfg.task.name)) or 'none'}")
-    if cfg.method not in ("dmplug", "bicubic"):
+    if cfg.method not in ("dmplug", "bicubic") and not custom_solver:
         raise VidplugError(f"unknown method {cfg.method!r}; use dmplug or bicubic")
 
 
@@ -303,7 +304,7 @@ def restore_video(
         raise VidplugError(f"output {out} is the input; choose another --out (the input is never modified)")
     _check_outputs([out, cfg_path, Path(report_path) if report_path else None,
                     Path(side_by_side) if side_by_side else None], overwrite)
-    _check_task(cfg)
+    _check_task(cfg, custom_solver=chunk_solver is not None)
     if cfg.task.name == "inpaint" and not simulate and mask is None:
         raise VidplugError("inpainting a real observation needs --mask (white = observed pixel), or use --simulate")
     device = resolve_device(cfg.device)
