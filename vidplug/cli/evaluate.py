@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     m = out["mean"]
     we = "n/a" if m["warping_error"] is None else f"{m['warping_error'] * 100:.4f}"
     lp = "n/a" if m["lpips"] is None else f"{m['lpips']:.4f}"
-    print(f"{out['label']} on {len(out['sequences'])} sequences ({m['frames']} frames, {out['wall_time_s']:.1f} s): "
+    print(f"{out['label']} on {len(out['sequences'])} sequence(s) ({m['frames']} frames, {out['wall_time_s']:.1f} s): "
           f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, LPIPS {lp}, WE(x1e-2) {we} -> {args.out}/report.md")
     return 0
