@@ -25,6 +25,7 @@ from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore, quantize
 from vidplug.io.sink import OutputSink
 from vidplug.physics import TASKS, build_operator, task_options
+from vidplug.prior.base import to_model_range
 from vidplug.simulate import observe, temporal_context
 from vidplug.solver.chunks import Chunk, plan_chunks
 
@@ -198,7 +199,13 @@ def restore_chunk(
     data_op = CroppedOperator(op, lo, hi)
     terms = _extra_terms(cfg, models, chunk, init, anchors)
     c, h, w = init.shape[1:]
-    z0 = initial_seeds((c, h, w), range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
+    if cfg.solver.init == "inversion":  # warm start: seeds whose reverse process lands near the initial estimate
+        from vidplug.prior.ddim import ddim_invert, ddim_timesteps
+
+        ts = ddim_timesteps(cfg.solver.num_steps, models.prior.num_train_timesteps, cfg.solver.spacing)
+        z0 = ddim_invert(to_model_range(init), models.prior, ts)
+    else:
+        z0 = initial_seeds((c, h, w), range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
     result = solve(
         y[lo:hi],
         data_op,

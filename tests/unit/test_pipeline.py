@@ -157,3 +157,13 @@ def test_side_by_side_is_streamed_with_all_panels(clip, tmp_path):
     frames = read_video(sbs).frames
     assert frames.shape[0] == 7 and frames.shape[-2] == 16
     assert frames.shape[-1] >= 3 * 16  # observation | restored | ground truth side by side
+
+
+def test_inversion_init_starts_closer_to_the_data(clip, tmp_path):
+    first = {}
+    for init in ("random", "inversion"):
+        cfg = _cfg(f"solver.init={init}", "solver.iters=2", "chunk.size=4", "chunk.overlap=0")
+        res = restore_video(clip, tmp_path / init, cfg, simulate=True, progress=False, read={"max_frames": 4},
+                            models=_TinyModels(cfg, torch.device("cpu")))
+        first[init] = res.chunks[0]["loss_history"]["data"][0]
+    assert first["inversion"] < first["random"]

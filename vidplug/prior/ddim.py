@@ -179,3 +179,29 @@ def _step_noises(
             f"ddim_reverse noise= must hold {num_steps} tensors shaped like z {tuple(z.shape)} (one per timestep)"
         )
     return [n.to(device=z.device, dtype=z.dtype) for n in noises]
+
+
+@torch.no_grad()
+def ddim_invert(x0: Tensor, prior: DiffusionPrior, timesteps: Sequence[int]) -> Tensor:
+    """Deterministic DDIM inversion: a seed ``z`` (= x_{t_0}) whose reverse process ``R(z)`` lands near ``x0``.
+
+    Runs the eta = 0 update of eq. 12 upwards through ``timesteps`` (given in the sampler's decreasing order),
+    predicting epsilon at the current, lower noise level: ``x_next = sqrt(a_next) x0_hat + sqrt(1 - a_next) eps``.
+    With few steps the round trip is approximate; it is used as a warm start for the seed optimisation, never as
+    the result. No gradients (an initialisation).
+
+    Args:
+        x0 (Tensor): (N, C, H, W) clean estimate in model space [-1, 1].
+        timesteps: the sampler's timesteps, e.g. ``[666, 333, 0]``.
+
+    Returns:
+        Tensor: (N, C, H, W) seed at ``timesteps[0]``.
+    """
+    steps = _checked_timesteps(timesteps, prior.num_train_timesteps)[::-1]  # increasing: 0, 333, 666
+    x = x0
+    for t, t_next in zip(steps[:-1], steps[1:], strict=True):
+        a_t, a_next = prior.alpha_bar(t), prior.alpha_bar(t_next)
+        eps = prior.eps(x, t)
+        x0_hat = (x - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t)  # eq. 12's clean estimate at level t
+        x = math.sqrt(a_next) * x0_hat + math.sqrt(1.0 - a_next) * eps  # eq. 12 run towards more noise
+    return x

@@ -42,6 +42,8 @@ AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 STOP_REASONS = ("es-wmv", "max-iters", "diverged")
 
 
+INITS = ("random", "inversion")
+
 @dataclass
 class SolverConfig:
     iters: int = 300  # maximum optimisation iterations per chunk (one R forward + backward each)
@@ -62,6 +64,7 @@ class SolverConfig:
     seed_residual_scale: float = 0.3  # shared mode: initial residual std a (z_shared gets sqrt(1 - a^2))
     log_every: int = 10  # iterations between host reads of the losses (progress bar, loss_history)
     compile: bool = False  # torch.compile the prior network: slow first iterations, faster steady state (GPU)
+    init: str = "random"  # seeds: random (DMPlug) | inversion (DDIM-invert the pseudo-inverse estimate: warm start)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -90,6 +93,8 @@ class SolverConfig:
             raise VidplugError("solver.es_check_every and solver.log_every must be >= 1 iteration")
         if self.seed_mode not in SEED_MODES:
             raise VidplugError(f"unknown solver.seed_mode '{self.seed_mode}'; use one of: {', '.join(SEED_MODES)}")
+        if self.init not in INITS:
+            raise VidplugError(f"unknown solver.init '{self.init}'; use one of: {', '.join(INITS)}")
         if self.seed_rank < 0:
             raise VidplugError(f"solver.seed_rank must be >= 0 (0 = full residual), got {self.seed_rank}")
         if not 0.0 <= self.seed_residual_scale <= 1.0:
