@@ -9,6 +9,7 @@ from typing import Any
 
 from vidplug.config import RestoreConfig, load_config, merge
 from vidplug.errors import VidplugError
+from vidplug.evaluation.report import ranked_table
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 
 SAMPLE_CLIP = "bikes_sample.mp4"
@@ -32,20 +33,6 @@ def demo_config(overrides: list[str] | None = None) -> RestoreConfig:
     base = merge(base, {"task": {"name": "sr4"}, "prior": {"name": "tiny"},
                         "consistency": {"semantic_weight": 0.1, "pixel_weight": 1.0}})
     return load_config(None, overrides or [], base=base)
-
-
-def format_table(rows: dict[str, dict[str, Any]]) -> str:
-    """Markdown table: method | PSNR | SSIM | LPIPS | WE (x1e-2) | seconds."""
-
-    def f(v, fmt):
-        return "n/a" if v is None else format(v, fmt)
-
-    lines = ["| method | PSNR (dB) | SSIM | LPIPS | WE (x1e-2) | time (s) |", "|---|---|---|---|---|---|"]
-    for name, m in rows.items():
-        we = None if m.get("warping_error") is None else m["warping_error"] * 100
-        lines.append(f"| {name} | {f(m.get('psnr'), '.2f')} | {f(m.get('ssim'), '.4f')} | {f(m.get('lpips'), '.4f')} "
-                     f"| {f(we, '.4f')} | {f(m.get('wall_time_s'), '.1f')} |")
-    return "\n".join(lines)
 
 
 def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | None = None,
@@ -76,7 +63,7 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | 
         panels.append((name, res.frames))
     panels.append(("ground truth", res.reference))
     write_side_by_side(panels, out_dir / "side_by_side.mp4", fps=res.report["fps"], overwrite=True)
-    table = format_table(rows)
+    table = ranked_table(rows)  # best **bold**, second underlined
     notes = sorted({n for r in reports.values() for n in r["notes"]})
     flow = reports["vidplug (full)"]["metrics"]["flow_model"]
     text = (f"# vidplug demo: SR x4 on the bundled clip ({res.report['frames']} frames, prior '{cfg.prior.name}', "

@@ -24,10 +24,11 @@ from vidplug.io import iter_frames, probe_video
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore, quantize
 from vidplug.io.sink import OutputSink
+from vidplug.models import Models
 from vidplug.physics import TASKS, build_operator, task_options
-from vidplug.prior.base import to_model_range
 from vidplug.simulate import observe, temporal_context
-from vidplug.solver.chunks import Chunk, plan_chunks
+from vidplug.solver.chunks import plan_chunks
+from vidplug.solver.video import restore_chunk
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,6 @@ def resolve_device(name: str) -> torch.device:
 def sr_factor(cfg: RestoreConfig) -> int:
     """Spatial upscaling between observation and restoration (1 for non-SR tasks)."""
     return int(cfg.task.options.get("factor", 4)) if cfg.task.name in ("sr4", "sr") else 1
-
-
-def initial_seeds(shape: tuple[int, int, int], frames: range, seed: int) -> Tensor:
-    """Initial diffusion seeds ``(len(frames), C, H, W)``, one per absolute frame index (chunking-independent)."""
-    out = []
-    for t in frames:
-        g = torch.Generator().manual_seed(int(seed) * 7_919 + 104_729 + int(t))
-        out.append(torch.randn(shape, generator=g))
-    return torch.stack(out)
 
 
 class FrameWindow:
@@ -82,20 +74,6 @@ class FrameWindow:
             del self._cache[t]
 
 
-class CroppedOperator(torch.nn.Module):
-    """The data term of a chunk: the window's operator, keeping only the observed frames ``[lo, hi)`` of its output."""
-
-    def __init__(self, op: torch.nn.Module, lo: int, hi: int):
-        super().__init__()
-        self.op, self.lo, self.hi = op, lo, hi
-
-    def A(self, x: Tensor) -> Tensor:  # noqa: N802 (operator notation)
-        return self.op.A(x)[self.lo : self.hi]
-
-    def A_dagger(self, y: Tensor) -> Tensor:  # noqa: N802
-        return self.op.A_dagger(y)
-
-
 @dataclass
 class RestoreResult:
     """What a restoration run produced (``report`` is the JSON-ready summary)."""
@@ -106,118 +84,6 @@ class RestoreResult:
     observation: Tensor | None = None
     reference: Tensor | None = None
     chunks: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Models:
-    """Networks built once per run: the prior, and the consistency models the config turns on.
-
-    A consistency model whose weights are missing offline is replaced by its stated fallback (flow: OpenCV DIS) or
-    switched off (CLIP) with a warning recorded in ``notes``; the report shows what was used.
-    """
-
-    def __init__(self, cfg: RestoreConfig, device: torch.device):
-        self.cfg, self.device, self.notes = cfg, device, []
-        self.prior = self.clip = self.flow = None
-        if cfg.method == "dmplug":
-            from vidplug.prior import load_prior
-
-            self.prior = load_prior(cfg.prior.name, device=device)
-        cons = cfg.consistency
-        if cfg.method == "dmplug" and cons.semantic_weight > 0:
-            from vidplug.consistency.semantic import load_clip_encoder
-            from vidplug.errors import MissingWeightsError
-
-            try:
-                self.clip = load_clip_encoder(cons.clip_model, cons.clip_pretrained, device=device)
-            except MissingWeightsError as exc:
-                msg = f"semantic consistency disabled: {exc}"
-                log.warning(msg)
-                self.notes.append(msg)
-        if cfg.method == "dmplug" and cons.pixel_weight > 0:
-            self.flow = self._load_flow(cons.flow_model)
-
-    def _load_flow(self, name: str):
-        from vidplug.consistency.flow import load_flow_model
-
-        return load_flow_model(name, device=self.device)
-
-    def metrics_flow(self):
-        """The flow model for the warping-error metric (the pixel loss's one when it exists)."""
-        if self.flow is None:
-            self.flow = self._load_flow(self.cfg.consistency.flow_model)
-        return self.flow
-
-
-def _extra_terms(cfg: RestoreConfig, models: Models, chunk: Chunk, init: Tensor, anchors: Tensor | None) -> list:
-    """Consistency terms for one chunk window: semantic (CLIP), pixel (flow warping), anchor (overlap frames)."""
-    from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency
-    from vidplug.consistency.semantic import SemanticConsistency
-
-    cons, terms = cfg.consistency, []
-    if models.clip is not None and chunk.window_len > 1 and cons.semantic_weight > 0:
-        terms.append(SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean))
-    if models.flow is not None and chunk.window_len > 1 and cons.pixel_weight > 0:
-        pixel = PixelConsistency(
-            models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every
-        )
-        pixel.set_flows_from(init)  # progressive refinement starts from the pseudo-inverse / bicubic estimate
-        terms.append(pixel)
-    if anchors is not None and len(anchors) and cons.anchor_weight > 0:
-        idx = list(range(chunk.local(chunk.anchor_start), chunk.local(chunk.start)))
-        terms.append(AnchorConsistency(anchors, idx, weight=cons.anchor_weight))
-    return terms
-
-
-def restore_chunk(
-    cfg: RestoreConfig,
-    models: Models,
-    chunk: Chunk,
-    y: Tensor,
-    op: torch.nn.Module,
-    anchors: Tensor | None,
-    reference: Tensor | None,
-    progress: bool = True,
-) -> tuple[Tensor, dict[str, Any], Tensor | None]:
-    """Restore the optimised window of one chunk.
-
-    Args:
-        y (Tensor): observations of the window's frames ``[window_start, window_stop)``.
-        op: the operator built for the window (frame_offset = window_start).
-        anchors (Tensor | None): fixed, already written frames ``[anchor_start, start)``.
-        reference (Tensor | None): clean window frames (simulation only; drives the ORACLE curve, never a decision).
-
-    Returns:
-        (Tensor, dict, Tensor | None): restored window frames ``(window_len, C, H, W)`` in [0, 1], the solver
-        summary, and the seeds of the chosen iterate (None for the baseline).
-    """
-    init = op.A_dagger(y).clamp(0, 1)
-    if cfg.method == "bicubic":
-        return init, {"method": "bicubic"}, None
-    from vidplug.solver import solve
-
-    lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-    data_op = CroppedOperator(op, lo, hi)
-    terms = _extra_terms(cfg, models, chunk, init, anchors)
-    c, h, w = init.shape[1:]
-    if cfg.solver.init == "inversion":  # warm start: seeds whose reverse process lands near the initial estimate
-        from vidplug.prior.ddim import ddim_invert, ddim_timesteps
-
-        ts = ddim_timesteps(cfg.solver.num_steps, models.prior.num_train_timesteps, cfg.solver.spacing)
-        z0 = ddim_invert(to_model_range(init), models.prior, ts)
-    else:
-        z0 = initial_seeds((c, h, w), range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
-    result = solve(
-        y[lo:hi],
-        data_op,
-        models.prior,
-        cfg.solver,
-        extra_terms=terms,
-        z_init=z0,
-        reference=reference,
-        progress=progress,
-        desc=f"chunk {chunk.index}",
-    )
-    return result.frames, result.to_dict(), result.z
 
 
 def _check_task(cfg: RestoreConfig, custom_solver: bool = False) -> None:
@@ -258,6 +124,20 @@ def _writable(path: Path) -> bool:
     import os
 
     return os.access(path, os.W_OK | os.X_OK)
+
+
+def _auto_chunk_size(cfg: RestoreConfig, models: Models, device: torch.device, info, read, simulate: bool) -> int:
+    """Frames per chunk when ``chunk.size`` is 0: fitted to free GPU memory, 8 on CPU."""
+    from vidplug.solver.memory import CPU_DEFAULT_CHUNK, auto_chunk_size
+
+    if device.type != "cuda" or models.prior is None:
+        return CPU_DEFAULT_CHUNK
+    size = read.get("size") or (info.height, info.width)
+    h, w = (size, size) if isinstance(size, int) else size
+    if not simulate:
+        h, w = h * sr_factor(cfg), w * sr_factor(cfg)
+    return auto_chunk_size(models.prior, (3, h, w), device, num_steps=cfg.solver.num_steps,
+                           checkpoint=cfg.solver.checkpoint, autocast=cfg.solver.autocast)
 
 
 def count_frames(info, read: dict[str, Any]) -> int:
@@ -322,7 +202,7 @@ def restore_video(
     store = ChunkStore(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                              "simulate": simulate, "mask": str(mask)}, resume=resume, overwrite=overwrite)
     models = models or Models(cfg, device)
-    chunk_size = cfg.chunk.size or (16 if device.type == "cuda" else 8)
+    chunk_size = cfg.chunk.size or _auto_chunk_size(cfg, models, device, info, read, simulate)
     overlap = min(cfg.chunk.overlap, chunk_size - 1)
     ctx = temporal_context(cfg.task.name, cfg.task.options)
     chunks = plan_chunks(n, chunk_size, overlap, ctx)
@@ -395,7 +275,7 @@ def _report(cfg, source, out, simulate, device, n, fps, chunks, models, scores, 
     iters = [c.get("iterations_run") for c in chunks if c.get("iterations_run") is not None]
     report = {
         "input": str(source), "output": str(out), "task": cfg.task.name, "method": cfg.method,
-        "prior": cfg.prior.name if cfg.method == "dmplug" else None, "simulate": simulate, "device": str(device),
+        "prior": getattr(models.prior, "name", None), "simulate": simulate, "device": str(device),
         "frames": n, "fps": fps, "wall_time_s": wall, "seconds_per_frame": wall / n,
         "iterations_per_chunk": iters, "chosen_iterations": [c.get("chosen_iteration") for c in chunks],
         "chunks": chunks, "notes": list(models.notes) + [f"chunk {c['index']}: {note}" for c in chunks

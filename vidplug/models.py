@@ -1,0 +1,52 @@
+"""The networks a restoration run needs, built once: the diffusion prior and the consistency models (CLIP, flow)
+that the config turns on, with the stated fallbacks when their weights are missing."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from vidplug.config import RestoreConfig
+
+log = logging.getLogger(__name__)
+
+
+class Models:
+    """Networks built once per run: the prior, and the consistency models the config turns on.
+
+    A consistency model whose weights are missing offline is replaced by its stated fallback (flow: OpenCV DIS) or
+    switched off (CLIP) with a warning recorded in ``notes``; the report shows what was used.
+    """
+
+    def __init__(self, cfg: RestoreConfig, device: torch.device):
+        self.cfg, self.device, self.notes = cfg, device, []
+        self.prior = self.clip = self.flow = None
+        if cfg.method == "dmplug":
+            from vidplug.prior import load_prior
+
+            self.prior = load_prior(cfg.prior.name, device=device)
+        cons = cfg.consistency
+        if cfg.method == "dmplug" and cons.semantic_weight > 0:
+            from vidplug.consistency.semantic import load_clip_encoder
+            from vidplug.errors import MissingWeightsError
+
+            try:
+                self.clip = load_clip_encoder(cons.clip_model, cons.clip_pretrained, device=device)
+            except MissingWeightsError as exc:
+                msg = f"semantic consistency disabled: {exc}"
+                log.warning(msg)
+                self.notes.append(msg)
+        if cfg.method == "dmplug" and cons.pixel_weight > 0:
+            self.flow = self._load_flow(cons.flow_model)
+
+    def _load_flow(self, name: str):
+        from vidplug.consistency.flow import load_flow_model
+
+        return load_flow_model(name, device=self.device)
+
+    def metrics_flow(self):
+        """The flow model for the warping-error metric (the pixel loss's one when it exists)."""
+        if self.flow is None:
+            self.flow = self._load_flow(self.cfg.consistency.flow_model)
+        return self.flow
