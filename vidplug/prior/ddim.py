@@ -182,26 +182,36 @@ def _step_noises(
 
 
 @torch.no_grad()
-def ddim_invert(x0: Tensor, prior: DiffusionPrior, timesteps: Sequence[int]) -> Tensor:
-    """Deterministic DDIM inversion: a seed ``z`` (= x_{t_0}) whose reverse process ``R(z)`` lands near ``x0``.
+def ddim_invert(x0: Tensor, prior: DiffusionPrior, timesteps: Sequence[int], fixed_point_iters: int = 10) -> Tensor:
+    """DDIM inversion: a seed ``z`` (= x_{t_0}) whose reverse process ``R(z)`` reproduces ``x0``.
 
-    Runs the eta = 0 update of eq. 12 upwards through ``timesteps`` (given in the sampler's decreasing order),
-    predicting epsilon at the current, lower noise level: ``x_next = sqrt(a_next) x0_hat + sqrt(1 - a_next) eps``.
-    With few steps the round trip is approximate; it is used as a warm start for the seed optimisation, never as
-    the result. No gradients (an initialisation).
+    Each eta = 0 update of eq. 12 is inverted exactly by a fixed-point iteration on the epsilon of the *target*
+    level (plain DDIM inversion uses the epsilon of the current level, which with three large steps lands far from
+    ``x0``): find ``x_next`` with ``x_next = sqrt(a_next) x0_hat + sqrt(1 - a_next) eps(x_next, t_next)`` and
+    ``x0_hat = (x_t - sqrt(1 - a_t) eps(x_next, t_next)) / sqrt(a_t)``, so the reverse step from ``x_next`` gives
+    back ``x_t``. The lowest level solves ``x0_hat(x_{t_K}) = x0`` the same way. At a fixed point
+    ``R(z) = x0``; with ``fixed_point_iters`` network calls per level it is close. A warm start for the seed
+    optimisation, never the result; no gradients.
 
     Args:
         x0 (Tensor): (N, C, H, W) clean estimate in model space [-1, 1].
         timesteps: the sampler's timesteps, e.g. ``[666, 333, 0]``.
+        fixed_point_iters: network calls per level (1 = plain DDIM inversion).
 
     Returns:
         Tensor: (N, C, H, W) seed at ``timesteps[0]``.
     """
     steps = _checked_timesteps(timesteps, prior.num_train_timesteps)[::-1]  # increasing: 0, 333, 666
+    a_low = prior.alpha_bar(steps[0])
     x = x0
+    for _ in range(fixed_point_iters):  # x_{t_K} whose clean estimate (the sampler's output) is x0
+        x = math.sqrt(a_low) * x0 + math.sqrt(1.0 - a_low) * prior.eps(x, steps[0])
     for t, t_next in zip(steps[:-1], steps[1:], strict=True):
         a_t, a_next = prior.alpha_bar(t), prior.alpha_bar(t_next)
-        eps = prior.eps(x, t)
-        x0_hat = (x - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t)  # eq. 12's clean estimate at level t
-        x = math.sqrt(a_next) * x0_hat + math.sqrt(1.0 - a_next) * eps  # eq. 12 run towards more noise
+        x_next = x
+        for _ in range(fixed_point_iters):
+            eps = prior.eps(x_next, t_next)
+            x0_hat = (x - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t)  # eq. 12 solved for x0_hat given x_t
+            x_next = math.sqrt(a_next) * x0_hat + math.sqrt(1.0 - a_next) * eps  # the level the reverse step leaves
+        x = x_next
     return x
