@@ -50,6 +50,15 @@ def make_tiny_prior(seed: int = 0):
     return prior_from_unet2d(unet, linear_alphas_cumprod(1000), name="tiny-random")
 
 
+def save_tiny_prior(path):
+    """The tiny random prior saved as a diffusers directory (unet/ + scheduler/), loadable by path like `tiny`."""
+    from diffusers import DDPMScheduler
+
+    make_tiny_prior().net.unet.save_pretrained(path / "unet")  # net = UNet2DEps wrapping the diffusers model
+    DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear").save_pretrained(path / "scheduler")
+    return path
+
+
 @pytest.fixture
 def tiny_prior():
     return make_tiny_prior()

@@ -35,11 +35,13 @@ class PriorConfig:
 
 @dataclass
 class ConsistencyConfig:
-    semantic_weight: float = 0.0  # weight of the CLIP feature term between neighbouring frames; 0 = off, CLIP not loaded
+    # The defaults are the full method. Data term = MSE on [0,1] frames (~1e-4 at convergence), so the terms are small:
+    # pixel 0.05 measured on the bundled clip (benchmarks/RESULTS.md); semantic 0.05 is untuned (no CLIP weights here).
+    semantic_weight: float = 0.05  # weight of the CLIP feature term between neighbouring frames; 0 = off, CLIP not loaded
     semantic_to_mean: bool = False  # also pull each frame's CLIP feature towards the chunk mean
     clip_model: str = "ViT-B-32"  # open_clip architecture
     clip_pretrained: str = "openai"  # open_clip weights tag or a local file path
-    pixel_weight: float = 0.0  # weight of the flow-warping term between neighbouring frames; 0 = off
+    pixel_weight: float = 0.05  # weight of the occlusion-masked L1 flow-warping term between neighbours; 0 = off
     pixel_norm: str = "l1"  # l1 | l2
     flow_model: str = "auto"  # auto (RAFT if its weights are present, else OpenCV DIS) | raft | dis
     flow_refresh_every: int = 50  # re-estimate flow from the current restoration every N iterations; 0 = never

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import vidplug.evaluation.davis_eval as davis_eval
-from tests.conftest import make_tiny_prior, make_translating_video
+from tests.conftest import make_tiny_prior, make_translating_video, save_tiny_prior
 from vidplug.cli import main
 from vidplug.config import RestoreConfig, apply_overrides, load_config, load_yaml, merge
 from vidplug.errors import VidplugError
@@ -179,8 +179,9 @@ def test_ablation_table_baselines_and_resume(davis_root, tmp_path, count_restore
 
 def test_variants_in_code_match_the_yaml_files():
     sr4 = load_config(CONFIGS / "tasks" / "sr4.yaml")
-    assert sr4.consistency.semantic_weight == FULL_METHOD["consistency"]["semantic_weight"]
-    assert sr4.consistency.pixel_weight == FULL_METHOD["consistency"]["pixel_weight"]
+    full = full_method_config()
+    assert sr4.consistency == full.consistency and sr4.method == full.method == FULL_METHOD["method"]
+    assert full.consistency.semantic_weight > 0 and full.consistency.pixel_weight > 0
     for name, (_, filename, change) in VARIANTS.items():
         data = load_yaml(CONFIGS / "ablation" / filename)
         assert data.pop("base") == "../tasks/sr4.yaml"
@@ -233,16 +234,8 @@ def test_ranked_table_marks_best_and_second_by_direction():
     assert "**" not in lines["a"].split("|")[-2]  # time is not ranked
 
 
-def _save_tiny_prior(path: Path) -> Path:
-    from diffusers import DDPMScheduler
-
-    make_tiny_prior().net.unet.save_pretrained(path / "unet")
-    DDPMScheduler(num_train_timesteps=1000).save_pretrained(path / "scheduler")
-    return path
-
-
 def test_cli_eval_tiny_run_and_bad_root(davis_root, tmp_path, capsys):
-    prior = _save_tiny_prior(tmp_path / "prior")
+    prior = save_tiny_prior(tmp_path / "prior")
     out = tmp_path / "cli"
     args = ["eval", "--davis", str(davis_root), "--out", str(out), "--sequences", "seq-b", "--task", "sr",
             "--set", "task.options.factor=2", "--prior", str(prior), "--iters", "2", "--max-frames", "3",

@@ -10,18 +10,10 @@ import time
 import pytest
 import torch
 
-from tests.conftest import make_tiny_prior, make_translating_video
+from tests.conftest import make_translating_video, save_tiny_prior
 from vidplug.io import read_video, write_video
 
 ENV = {**os.environ, "VIDPLUG_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def _save_tiny_prior(path):
-    from diffusers import DDPMScheduler
-
-    make_tiny_prior().net.unet.save_pretrained(path / "unet")  # net = UNet2DEps wrapping the diffusers model
-    DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear").save_pretrained(path / "scheduler")
-    return path
 
 
 def _cli(*args):
@@ -30,7 +22,7 @@ def _cli(*args):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
-    prior = _save_tiny_prior(tmp_path / "prior")
+    prior = save_tiny_prior(tmp_path / "prior")
     clip = tmp_path / "clip"
     write_video(make_translating_video(10, 16, 16), clip, fps=10)
     common = ["--simulate", "--task", "sr", "--set", "task.options.factor=2", "--prior", prior, "--chunk", "3",

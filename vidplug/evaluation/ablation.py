@@ -23,7 +23,7 @@ from vidplug.pipeline import Models, resolve_device
 log = logging.getLogger(__name__)
 
 # The full method's consistency weights: the ablation's starting point (configs/tasks/*.yaml hold the same values).
-FULL_METHOD: dict[str, Any] = {"method": "dmplug", "consistency": {"semantic_weight": 0.1, "pixel_weight": 1.0}}
+FULL_METHOD: dict[str, Any] = {"method": "dmplug"}  # the consistency defaults of vidplug.config are the full method
 
 # Variant -> (method dir, YAML file in configs/ablation/, change on top of the full method).
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
