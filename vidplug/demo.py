@@ -45,44 +45,56 @@ def demo_config(overrides: list[str] | None = None) -> RestoreConfig:
     return load_config(None, overrides or [], base=merge(RestoreConfig(), DEMO_SETTINGS))
 
 
-def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | None = None,
-             overrides: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the three methods on the sample clip; write restored.mp4, side_by_side.mp4, results.md/json in out_dir."""
+def compare_methods(source: str | Path, out_dir: str | Path, cfg: RestoreConfig, read: dict[str, Any], *,
+                    models=None, progress: bool = True) -> dict[str, Any]:
+    """Restore ``source`` (clean, simulated degradation) with each of :data:`DEMO_METHODS` on top of ``cfg``.
+
+    Writes ``restored.mp4`` (full method), ``baselines/*.mp4``, one JSON report each and ``side_by_side.mp4``
+    (observation | each method | ground truth) into ``out_dir``. Returns rows (method -> PSNR, SSIM, LPIPS, WE,
+    seconds), the reports, and the markdown table.
+    """
     from vidplug.io import write_side_by_side
     from vidplug.pipeline import Models, resolve_device, restore_video
 
     out_dir = Path(out_dir)
-    results_md = out_dir / "results.md"
-    if results_md.exists() and not overwrite:
-        raise VidplugError(f"{out_dir} already holds a demo; pass --overwrite or choose another --out")
-    cfg = demo_config(overrides)
-    models = Models(cfg, resolve_device(cfg.device))  # prior, CLIP and flow built once, shared by all methods
+    models = models or Models(cfg, resolve_device(cfg.device))  # prior, CLIP, flow built once for all methods
     rows, panels, reports = {}, [], {}
-    read = {"max_frames": max_frames or DEMO_FRAMES, "size": DEMO_SIZE}
     for i, (name, change) in enumerate(DEMO_METHODS.items()):
-        mcfg = merge(cfg, change)
         target = out_dir / ("restored.mp4" if name.startswith("vidplug") else f"baselines/{name.split()[0]}.mp4")
-        res = restore_video(sample_clip(), target, mcfg, simulate=True, read=read, overwrite=True,
+        res = restore_video(source, target, merge(cfg, change), simulate=True, read=read, overwrite=True,
                             keep_frames=True, models=models, progress=progress,
                             report_path=target.with_suffix(".json"))
         reports[name] = res.report
         rows[name] = {**{k: res.report["metrics"][k] for k in ("psnr", "ssim", "lpips", "warping_error")},
                       "wall_time_s": res.report["wall_time_s"]}
         if i == 0:
-            panels.append(("observation (x4 down)", res.observation))
+            panels.append(("observation", res.observation))
         panels.append((name, res.frames))
     panels.append(("ground truth", res.reference))
     write_side_by_side(panels, out_dir / "side_by_side.mp4", fps=res.report["fps"], overwrite=True)
-    table = ranked_table(rows)  # best **bold**, second underlined
-    notes = sorted({n for r in reports.values() for n in r["notes"]})
-    flow = reports["vidplug (full)"]["metrics"]["flow_model"]
-    text = (f"# vidplug demo: SR x4 on the bundled clip ({res.report['frames']} frames, prior '{cfg.prior.name}', "
-            f"device {res.report['device']})\n\n{table}\n\nWarping error: flow from '{flow}' on the ground truth; "
-            f"x1e-2 = mean squared error on [0,1] frames times 100.\n")
-    lp = reports["vidplug (full)"]["metrics"].get("lpips_note")
-    if lp:
-        text += f"LPIPS unavailable: {lp}\n"
-    text += "".join(f"Note: {n}\n" for n in notes)
+    return {"rows": rows, "reports": reports, "table": ranked_table(rows), "frames": res.report["frames"],
+            "device": res.report["device"]}
+
+
+def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | None = None,
+             overrides: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the three methods on the sample clip; write restored.mp4, side_by_side.mp4, results.md/json in out_dir."""
+    out_dir = Path(out_dir)
+    results_md = out_dir / "results.md"
+    if results_md.exists() and not overwrite:
+        raise VidplugError(f"{out_dir} already holds a demo; pass --overwrite or choose another --out")
+    cfg = demo_config(overrides)
+    read = {"max_frames": max_frames or DEMO_FRAMES, "size": DEMO_SIZE}
+    cmp = compare_methods(sample_clip(), out_dir, cfg, read, progress=progress)
+    reports = cmp["reports"]
+    full = reports["vidplug (full)"]
+    text = (f"# vidplug demo: SR x4 on the bundled clip ({cmp['frames']} frames at {DEMO_SIZE[0]}x{DEMO_SIZE[1]}, "
+            f"prior '{full['prior']}', device {cmp['device']})\n\n{cmp['table']}\n\n"
+            f"Best **bold**, second underlined. Warping error: flow from '{full['metrics']['flow_model']}' on the "
+            f"ground truth; x1e-2 = mean squared error on [0,1] frames times 100.\n")
+    if full["metrics"].get("lpips_note"):
+        text += f"LPIPS unavailable: {full['metrics']['lpips_note']}\n"
+    text += "".join(f"Note: {n}\n" for n in sorted({n for r in reports.values() for n in r["notes"]}))
     atomic_write_text(results_md, text)
-    atomic_write_json(out_dir / "results.json", {"table": rows, "reports": reports})
-    return {"table": table, "text": text, "rows": rows, "out_dir": str(out_dir)}
+    atomic_write_json(out_dir / "results.json", {"table": cmp["rows"], "reports": reports})
+    return {"table": cmp["table"], "text": text, "rows": cmp["rows"], "out_dir": str(out_dir)}
