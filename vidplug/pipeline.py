@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vidplug import distributed
 from vidplug.config import RestoreConfig, dump_yaml, to_dict
 from vidplug.errors import VidplugError
 from vidplug.io import iter_frames, probe_video
@@ -27,7 +28,7 @@ from vidplug.io.sink import OutputSink
 from vidplug.models import Models
 from vidplug.physics import TASKS, build_operator, task_options
 from vidplug.simulate import observe, temporal_context
-from vidplug.solver.chunks import plan_chunks
+from vidplug.solver.chunks import Chunk, plan_chunks
 from vidplug.solver.video import restore_chunk
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ def _check_task(cfg: RestoreConfig, custom_solver: bool = False) -> None:
     if unknown:
         raise VidplugError(f"task {cfg.task.name!r} has no option {', '.join(unknown)}; its options: "
                            f"{', '.join(task_options(cfg.task.name)) or 'none'}")
+    if cfg.chunk.seam not in ("anchor", "blend"):
+        raise VidplugError(f"unknown chunk.seam {cfg.chunk.seam!r}; use anchor or blend")
     if cfg.method not in ("dmplug", "bicubic") and not custom_solver:
         raise VidplugError(f"unknown method {cfg.method!r}; use dmplug or bicubic")
 
@@ -164,6 +167,7 @@ def restore_video(
     models: Models | None = None,
     resume: bool = False,
     chunk_solver: Callable[..., tuple[Tensor, dict[str, Any], Tensor | None]] | None = None,
+    use_distributed: bool = True,
 ) -> RestoreResult:
     """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
 
@@ -179,9 +183,13 @@ def restore_video(
         resume: continue an interrupted run from its per-chunk checkpoints (same settings required).
         chunk_solver: restores one chunk in place of :func:`restore_chunk` (same arguments and return), e.g. a
             per-frame baseline from another library run through this same harness.
+        use_distributed: under torchrun, share the chunks among the processes (``chunk.seam=blend``); callers
+            that shard work themselves (DAVIS sequences) pass False.
 
+    Two passes: chunks are restored and checkpointed (in order for ``anchor`` seams; any order, by any process,
+    for ``blend``), then rank 0 writes them in order and scores them. A killed run resumes from the checkpoints.
     Output frames are 8-bit (what PNG/H.264 store); metrics and the next chunk's anchors use exactly those frames,
-    so a resumed run reproduces an uninterrupted one.
+    so a resumed run reproduces an uninterrupted one, and a multi-process run a single-process one.
     """
     t_start = time.time()
     source, out = Path(source), Path(out)
@@ -194,77 +202,149 @@ def restore_video(
     _check_task(cfg, custom_solver=chunk_solver is not None)
     if cfg.task.name == "inpaint" and not simulate and mask is None:
         raise VidplugError("inpainting a real observation needs --mask (white = observed pixel), or use --simulate")
+    rank, world_size = distributed.world() if use_distributed else (0, 1)
+    if world_size > 1 and cfg.chunk.seam != "blend":
+        raise VidplugError("a multi-process run restores chunks independently: add --set chunk.seam=blend")
     device = resolve_device(cfg.device)
     info = probe_video(source)
     n = count_frames(info, read)
     if n < 1:
         raise VidplugError(f"{source} has no frames in the selected range; check --start/--end/--max-frames")
-    store = ChunkStore(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
-                             "simulate": simulate, "mask": str(mask)}, resume=resume, overwrite=overwrite)
+    store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
+                              "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
     models = models or Models(cfg, device)
     chunk_size = cfg.chunk.size or _auto_chunk_size(cfg, models, device, info, read, simulate)
-    overlap = min(cfg.chunk.overlap, chunk_size - 1)
     ctx = temporal_context(cfg.task.name, cfg.task.options)
-    chunks = plan_chunks(n, chunk_size, overlap, ctx)
-    src = FrameWindow(iter_frames(source, **read))
-    masks = FrameWindow(iter_frames(mask, **read)) if mask is not None else None
+    chunks = plan_chunks(n, chunk_size, min(cfg.chunk.overlap, chunk_size - 1), ctx)
+    run = _Run(cfg, source, read, simulate, n, ctx, device)
+    mine = [c for c in chunks if c.index % world_size == rank and not store.has(c.index)]
+    computed = _solve_chunks(run, mine, chunks, store, models, mask, chunk_solver or restore_chunk, progress)
+    distributed.barrier()
+    if rank != 0:  # rank 0 assembles the output from every rank's checkpoints
+        return RestoreResult(out, {})
     scores = None
     if simulate:
         from vidplug.metrics.stream import StreamingScores
 
         scores = StreamingScores(models.metrics_flow())
     sink = OutputSink(out, side_by_side, info.fps, overwrite, keep_frames, cfg.method)
-    tail: Tensor | None = None  # last written frames, anchors for the next chunk
-    chunk_reports = []
-    with sink:
-        for chunk in chunks:
-            ws, we = chunk.window_start, chunk.window_stop
-            if simulate:
-                lo, hi = max(ws - ctx, 0), min(we + ctx, n)
-                clean = src.get(lo, hi).to(device)
-                y = observe(cfg.task.name, clean, lo, ws, we, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
-                            **cfg.task.options)
-                reference, size = clean[ws - lo : we - lo], tuple(clean.shape[-2:])
-            else:
-                y, reference = src.get(ws, we).to(device), None
-                size = (y.shape[-2] * sr_factor(cfg), y.shape[-1] * sr_factor(cfg))
-            done = store.load(chunk.index)
-            if done is not None:  # finished before an interruption
-                new, summary = done["frames"].to(device), {**done["summary"], "resumed": True}
-            else:
-                extra = {"mask": (masks.get(ws, we)[:, :1] > 0.5).float()} if masks is not None else {}
-                op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed,
-                                    noise_sigma=cfg.task.noise_sigma, frame_offset=ws, **cfg.task.options,
-                                    **extra).to(device)
-                n_anchor = chunk.start - chunk.anchor_start
-                anchors = tail[-n_anchor:] if tail is not None and n_anchor > 0 else None
-                solve_chunk = chunk_solver or restore_chunk
-                restored, summary, z = solve_chunk(cfg, models, chunk, y, op, anchors, reference, progress)
-                if not torch.isfinite(restored).all():
-                    raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
-                new = quantize(restored[chunk.local(chunk.start) : chunk.local(chunk.stop)])
-                store.save(chunk.index, new, z, summary)
-            inner = slice(chunk.local(chunk.start), chunk.local(chunk.stop))
-            ref_new = reference[inner] if reference is not None else None
-            sink.write(new, y[inner], ref_new)
-            tail = new if tail is None else torch.cat([tail, new])[-max(overlap, 1):]
-            if scores is not None:
-                scores.update(new, ref_new)
-            chunk_reports.append({"index": chunk.index, "frames": [chunk.start, chunk.stop],
-                                  "window": [ws, we], **summary})
-            if chunk.index + 1 < len(chunks):
-                nxt = chunks[chunk.index + 1]
-                src.release(max(nxt.window_start - ctx, 0))
-                if masks is not None:
-                    masks.release(nxt.window_start)
+    chunk_reports = _assemble(run, chunks, store, sink, scores, computed)
     report = _report(cfg, source, out, simulate, device, n, info.fps, chunk_reports, models, scores,
                      time.time() - t_start)
+    report["processes"] = world_size
     atomic_write_text(cfg_path, dump_yaml(cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)
     store.finish()
     kept = sink.kept()
     return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)
+
+
+def _open_store(out: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bool, rank: int) -> ChunkStore:
+    """Rank 0 checks and creates the checkpoint folder; the other ranks then join it (or fail with rank 0)."""
+    error = None
+    if rank == 0:
+        try:
+            store = ChunkStore(out, fingerprint, resume=resume, overwrite=overwrite)
+        except VidplugError as exc:
+            error = str(exc)
+    error = distributed.broadcast_error(error)
+    if error is not None:
+        raise VidplugError(error)
+    return store if rank == 0 else ChunkStore(out, fingerprint, resume=True, overwrite=False)
+
+
+@dataclass
+class _Run:
+    """What every pass over the input needs to rebuild a chunk's observation exactly."""
+
+    cfg: RestoreConfig
+    source: Path
+    read: dict[str, Any]
+    simulate: bool
+    n: int  # frames in the selection
+    ctx: int  # temporal context frames of the operator
+    device: torch.device
+
+    def frames(self) -> FrameWindow:
+        return FrameWindow(iter_frames(self.source, **self.read))
+
+    def observe(self, src: FrameWindow, lo: int, hi: int) -> tuple[Tensor, Tensor | None, tuple[int, int]]:
+        """Observation, ground truth (simulation only) and restored frame size of frames ``[lo, hi)``."""
+        cfg = self.cfg
+        if self.simulate:  # the operator needs ctx clean frames on each side
+            c_lo, c_hi = max(lo - self.ctx, 0), min(hi + self.ctx, self.n)
+            clean = src.get(c_lo, c_hi).to(self.device)
+            y = observe(cfg.task.name, clean, c_lo, lo, hi, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
+                        **cfg.task.options)
+            return y, clean[lo - c_lo : hi - c_lo], tuple(clean.shape[-2:])
+        y = src.get(lo, hi).to(self.device)
+        return y, None, (y.shape[-2] * sr_factor(cfg), y.shape[-1] * sr_factor(cfg))
+
+
+def _solve_chunks(run: _Run, todo: list[Chunk], chunks: list[Chunk], store: ChunkStore, models: Models, mask,
+                  solve_chunk, progress: bool) -> set[int]:
+    """Restore the chunks in ``todo`` (in order) and checkpoint each; returns their indices.
+
+    ``anchor`` seams tie a chunk's overlap frames to the previous chunk's checkpoint (sequential); ``blend`` seams
+    restore every chunk on its own and keep its overlap frames for the cross-fade (any order, any process).
+    """
+    cfg = run.cfg
+    blend = cfg.chunk.seam == "blend"
+    src = run.frames()
+    masks = FrameWindow(iter_frames(mask, **run.read)) if mask is not None else None
+    for i, chunk in enumerate(todo):
+        ws, we = chunk.window_start, chunk.window_stop
+        y, reference, size = run.observe(src, ws, we)
+        extra = {"mask": (masks.get(ws, we)[:, :1] > 0.5).float()} if masks is not None else {}
+        op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
+                            frame_offset=ws, **cfg.task.options, **extra).to(run.device)
+        n_anchor = chunk.start - chunk.anchor_start
+        anchors = None
+        if not blend and n_anchor > 0:
+            anchors = store.load(chunk.index - 1)["frames"][-n_anchor:].to(run.device)
+        restored, summary, z = solve_chunk(cfg, models, chunk, y, op, anchors, reference, progress)
+        if not torch.isfinite(restored).all():
+            raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
+        keep_from = chunk.anchor_start if blend else chunk.start
+        store.save(chunk.index, quantize(restored[chunk.local(keep_from) : chunk.local(chunk.stop)]), z, summary)
+        if i + 1 < len(todo):
+            src.release(max(todo[i + 1].window_start - run.ctx, 0))
+            if masks is not None:
+                masks.release(todo[i + 1].window_start)
+    return {c.index for c in todo}
+
+
+def _assemble(run: _Run, chunks: list[Chunk], store: ChunkStore, sink: OutputSink, scores, computed: set[int]):
+    """Write the checkpointed chunks in order (cross-fading ``blend`` overlaps) and score them against the truth."""
+    blend = run.cfg.chunk.seam == "blend"
+    src = run.frames()
+    pending: Tensor | None = None  # blend: the previous chunk's restoration of this chunk's overlap frames
+    reports = []
+    with sink:
+        for chunk in chunks:
+            done = store.load(chunk.index)
+            if done is None:
+                raise VidplugError(f"chunk {chunk.index} has no checkpoint in {store.dir}; rerun with --resume")
+            frames = done["frames"].to(run.device)
+            lo, hi = chunk.start, chunk.stop
+            if blend:
+                o = chunk.start - chunk.anchor_start
+                if pending is not None and o:  # linear cross-fade from the previous chunk to this one
+                    w = torch.arange(1, o + 1, device=frames.device, dtype=frames.dtype).view(-1, 1, 1, 1) / (o + 1)
+                    frames = torch.cat([quantize(w * frames[:o] + (1 - w) * pending), frames[o:]])
+                nxt = chunks[chunk.index + 1] if chunk.index + 1 < len(chunks) else None
+                lo, hi = chunk.anchor_start, nxt.anchor_start if nxt is not None else chunk.stop
+                frames, pending = frames[: hi - lo], frames[hi - lo :]
+            y, reference, _ = run.observe(src, lo, hi)
+            sink.write(frames, y, reference)
+            if scores is not None:
+                scores.update(frames, reference)
+            reports.append({"index": chunk.index, "frames": [chunk.start, chunk.stop],
+                            "window": [chunk.window_start, chunk.window_stop], **done["summary"],
+                            "resumed": chunk.index not in computed})
+            src.release(max(hi - run.ctx, 0))  # the next chunk emits from hi on
+    return reports
 
 
 def _report(cfg, source, out, simulate, device, n, fps, chunks, models, scores, wall) -> dict[str, Any]:

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress, resume=args.resume,
     )
     r = result.report
+    if not r:  # a non-zero rank of a multi-process run: rank 0 writes and reports
+        return 0
     line = f"restored {r['frames']} frames -> {result.out} in {r['wall_time_s']:.1f} s"
     if "metrics" in r:
         m = {k: r["metrics"][k] for k in ("psnr", "ssim", "lpips", "warping_error")}

@@ -65,6 +65,10 @@ class ChunkStore:
     def _path(self, index: int) -> Path:
         return self.dir / f"chunk_{index:06d}.pt"
 
+    def has(self, index: int) -> bool:
+        """Whether chunk ``index`` is finished."""
+        return self._path(index).is_file()
+
     def load(self, index: int) -> dict[str, Any] | None:
         """The finished chunk ``index`` (frames float in [0, 1], z, summary), or None if it is not finished."""
         path = self._path(index)
