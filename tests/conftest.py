@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 # Tests never download: a missing weight is a skipped integration test, not a network wait.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,3 +65,22 @@ def save_tiny_prior(path):
 @pytest.fixture
 def tiny_prior():
     return make_tiny_prior()
+
+
+DAVIS_SEQS = ("seq-a", "seq-b")
+
+
+@pytest.fixture(scope="session")
+def davis_root(tmp_path_factory) -> Path:
+    """A synthetic DAVIS 2017 tree -- 2 sequences x 4 frames of 40x36 JPEGs (cropped/resized to 32x32 by the reader), val.txt."""
+    root = tmp_path_factory.mktemp("davis")
+    for i, name in enumerate(DAVIS_SEQS):
+        folder = root / "JPEGImages" / "480p" / name
+        folder.mkdir(parents=True)
+        frames = make_translating_video(4, 36, 40, shift=2, seed=i)
+        for t, frame in enumerate(frames):
+            pixels = (frame.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{t:05d}.jpg", quality=95)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(DAVIS_SEQS) + "\n")
+    return root

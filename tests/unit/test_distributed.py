@@ -60,3 +60,26 @@ def test_torchrun_two_gloo_processes_equal_one(tmp_path):
     import json
 
     assert json.loads((tmp_path / "two.json").read_text())["processes"] == 2
+
+
+@pytest.mark.slow
+def test_torchrun_eval_shards_sequences(davis_root, tmp_path):
+    import csv
+
+    prior = save_tiny_prior(tmp_path / "prior")
+    args = ["eval", "--davis", str(davis_root), "--task", "sr", "--set", "task.options.factor=2", "--prior",
+            str(prior), "--iters", "2", "--max-frames", "3", "--size", "32", "--device", "cpu", "--no-progress",
+            "--no-videos", "--set", "consistency.flow_model=dis", "--semantic-weight", "0"]
+    one = subprocess.run([sys.executable, "-m", "vidplug", *args, "--out", str(tmp_path / "one")], env=ENV,
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "vidplug", *args, "--out", str(tmp_path / "two")], env=ENV, capture_output=True,
+                         text=True)
+    assert two.returncode == 0, two.stderr[-3000:]
+
+    def rows(d):
+        with open(d / "results.csv") as f:
+            return {r["sequence"]: r["psnr"] for r in csv.DictReader(f)}
+
+    assert rows(tmp_path / "one") == rows(tmp_path / "two") and len(rows(tmp_path / "two")) == 2

@@ -5,13 +5,11 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import vidplug.evaluation.davis_eval as davis_eval
-from tests.conftest import make_tiny_prior, make_translating_video, save_tiny_prior
+from tests.conftest import DAVIS_SEQS, make_tiny_prior, save_tiny_prior
 from vidplug.cli import main
 from vidplug.config import RestoreConfig, apply_overrides, load_config, load_yaml, merge
 from vidplug.errors import VidplugError
@@ -32,7 +30,7 @@ from vidplug.pipeline import Models
 from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-SEQS = ("seq-a", "seq-b")
+SEQS = DAVIS_SEQS
 SETTINGS = ["task.name=sr", "task.options.factor=2", "solver.iters=3", "solver.early_stop=false", "device=cpu",
             "chunk.size=4", "chunk.overlap=1", "consistency.flow_model=dis"]
 READ = {"max_frames": 4, "size": 32}
@@ -48,20 +46,6 @@ class TinyModels(Models):
         self.flow = self._load_flow("dis")
 
 
-@pytest.fixture(scope="module")
-def davis_root(tmp_path_factory) -> Path:
-    """DAVIS layout: 2 sequences x 4 frames of 40x36 JPEGs (cropped/resized to 32x32 by the reader), val.txt."""
-    root = tmp_path_factory.mktemp("davis")
-    for i, name in enumerate(SEQS):
-        folder = root / "JPEGImages" / "480p" / name
-        folder.mkdir(parents=True)
-        frames = make_translating_video(4, 36, 40, shift=2, seed=i)
-        for t, frame in enumerate(frames):
-            pixels = (frame.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{t:05d}.jpg", quality=95)
-    (root / "ImageSets" / "2017").mkdir(parents=True)
-    (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(SEQS) + "\n")
-    return root
 
 
 @pytest.fixture

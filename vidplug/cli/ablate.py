@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
                        resolution=args.resolution, read=read_kwargs(args), shared_seeds=args.shared_seeds,
                        baselines=args.baselines, diffpir=diffpir, overwrite=args.overwrite,
                        progress=not args.no_progress, videos=not args.no_videos)
+    if not out:  # a non-zero rank of a multi-process run
+        return 0
     print(ranked_table(out["table"]))
     print(f"-> {args.out}/report.md")
     return 0

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     out = evaluate_davis(args.davis, args.out, cfg, sequences=args.sequences, split=args.split,
                          resolution=args.resolution, read=read_kwargs(args), overwrite=args.overwrite,
                          progress=not args.no_progress, videos=not args.no_videos)
+    if not out:  # a non-zero rank of a multi-process run
+        return 0
     m = out["mean"]
     we = "n/a" if m["warping_error"] is None else f"{m['warping_error'] * 100:.4f}"
     lp = "n/a" if m["lpips"] is None else f"{m['lpips']:.4f}"

@@ -129,6 +129,8 @@ def run_ablation(
             extra_settings={"diffpir": vars(diffpir)} if is_diffpir else None,
         )
         methods[label] = {"dir": folder, "config_change": _change(full, cfg), "results": res}
+    if not all(m["results"] for m in methods.values()):
+        return {}  # a non-zero rank of a multi-process run: rank 0 writes the summary
     names = list(next(iter(methods.values()))["results"]["sequences"])
     out = {
         "task": full.task.name, "prior": models.prior.name if models.prior is not None else full.prior.name,

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vidplug import distributed
 from vidplug.config import RestoreConfig, to_dict
 from vidplug.errors import VidplugError
 from vidplug.io import davis_sequence_dir, davis_sequences
@@ -141,24 +142,34 @@ def evaluate_davis(
     names = list(sequences) if sequences else davis_sequences(root, split, resolution)
     folders = {name: davis_sequence_dir(root, name, resolution) for name in names}  # unknown names fail here
     settings = run_settings(cfg, read, resolution, extra_settings)
-    prepare_out_dir(out_dir, settings, overwrite)
+    rank, world_size = distributed.world()  # under torchrun, sequences are shared among the processes
+    error = None
+    if rank == 0:
+        try:
+            prepare_out_dir(out_dir, settings, overwrite)
+        except VidplugError as exc:
+            error = str(exc)
+    if (error := distributed.broadcast_error(error)) is not None:
+        raise VidplugError(error)
     label = label or cfg.method
     results: dict[str, dict[str, Any]] = {}
     computed = False
     bar = tqdm(names, desc=f"DAVIS {label}", unit="seq", disable=not progress)
-    for name in bar:
+    for i, name in enumerate(bar):
         bar.set_postfix_str(name)
         seq_dir = out_dir / "sequences" / name
         done = seq_dir / "result.json"
         if done.is_file():
             results[name] = json.loads(done.read_text())
             continue
+        if i % world_size != rank:
+            continue  # another process's sequence
         if models is None:
             models = Models(cfg, resolve_device(cfg.device))
         res = restore_video(
             folders[name], seq_dir / "restored.mp4", cfg, simulate=True, read=read,
             side_by_side=out_dir / "videos" / f"{name}.mp4" if videos else None, overwrite=True, resume=True,
-            progress=progress, models=models, chunk_solver=chunk_solver,
+            progress=progress, models=models, chunk_solver=chunk_solver, use_distributed=False,
         )
         results[name] = {"sequence": name, "label": label, **res.report}
         if cfg.method != "bicubic" and models.prior is not None:
@@ -166,6 +177,14 @@ def evaluate_davis(
             results[name]["prior"] = models.prior.name
         atomic_write_json(done, results[name])  # from here on the sequence counts as finished
         computed = True
+    distributed.barrier()
+    if rank != 0:
+        return {}  # rank 0 writes the summary
+    for name in names:  # the other processes' sequences, finished before the barrier
+        if name not in results:
+            results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
+            computed = True
+    results = {name: results[name] for name in names}
     first = next(iter(results.values()))
     out = {
         "label": label, "task": cfg.task.name, "method": cfg.method, "prior": first.get("prior"),
