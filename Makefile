@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/vidplug demo --out $(DEMO_OUT) --overwrite
 
+# Tests use tiny tensors: one thread each is faster than two fighting over cores (and robust on a loaded host).
 test: $(STAMP)
 	$(BIN)/ruff check vidplug tests pipelines benchmarks
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
