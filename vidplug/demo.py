@@ -93,7 +93,7 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | 
             f"Best **bold**, second underlined. Warping error: flow from '{full['metrics']['flow_model']}' on the "
             f"ground truth; x1e-2 = mean squared error on [0,1] frames times 100.\n")
     if full["metrics"].get("lpips_note"):
-        text += f"LPIPS unavailable: {full['metrics']['lpips_note']}\n"
+        text += f"{full['metrics']['lpips_note']}\n"
     text += "".join(f"Note: {n}\n" for n in sorted({n for r in reports.values() for n in r["notes"]}))
     atomic_write_text(results_md, text)
     atomic_write_json(out_dir / "results.json", {"table": cmp["rows"], "reports": reports})

@@ -395,3 +395,14 @@ def test_side_by_side_rejects_mismatched_lengths(tmp_path):
     with pytest.raises(VidplugError, match="different frame counts"):
         write_side_by_side([("a", torch.rand(2, 3, 8, 8)), ("b", torch.rand(3, 3, 8, 8))], tmp_path / "x.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from vidplug.io.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
