@@ -30,12 +30,12 @@ def sample_clip() -> Path:
 DEMO_FRAMES = 8  # first frames of the clip
 DEMO_SIZE = (64, 128)  # (H, W) the clip is resized to: SR x4 observes 16 x 32
 # SR x4 (DMPlug's noise and DDIM setting) with the bundled prior and the full method (default consistency weights),
-# sized for about 3 minutes on 2 CPU cores: a DDIM-inversion warm start from bicubic and 40 Adam iterations, where
+# sized for about 3 minutes on 2 CPU cores: a DDIM-inversion warm start from bicubic and 60 Adam iterations, where
 # DMPlug's published setting runs thousands from random seeds on a GPU.
 DEMO_SETTINGS: dict[str, Any] = {
     "task": {"name": "sr4"},
     "prior": {"name": "tiny"},
-    "solver": {"iters": 40, "init": "inversion", "es_window": 10, "es_patience": 15},
+    "solver": {"iters": 60, "init": "inversion", "es_window": 10, "es_patience": 15},
     "chunk": {"size": 8, "overlap": 2},
 }
 
