@@ -21,7 +21,7 @@ from torch import Tensor
 from vidplug import distributed
 from vidplug.config import RestoreConfig, dump_yaml, to_dict
 from vidplug.errors import VidplugError
-from vidplug.io import iter_frames, probe_video
+from vidplug.io import iter_frames, probe_video, select_indices
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore, quantize
 from vidplug.io.sink import OutputSink
@@ -145,10 +145,8 @@ def _auto_chunk_size(cfg: RestoreConfig, models: Models, device: torch.device, i
 
 def count_frames(info, read: dict[str, Any]) -> int:
     """Frames a reader yields for ``read`` options (start, end, stride, max_frames) on a video of ``info``."""
-    end = read.get("end")
-    stop = info.num_frames if end is None else min(end, info.num_frames)
-    n = len(range(read.get("start", 0), stop, read.get("stride", 1)))
-    return min(n, read["max_frames"]) if read.get("max_frames") else n
+    return len(select_indices(info.num_frames, read.get("start", 0), read.get("end"), read.get("stride", 1),
+                              read.get("max_frames")))
 
 
 def restore_video(

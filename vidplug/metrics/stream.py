@@ -23,6 +23,7 @@ class StreamingScores:
         self.per_frame: dict[str, list] = {"psnr": [], "ssim": [], "lpips": []}
         self.pairs: list[float] = []
         self.seam_pairs: list[float] = []
+        self.inside_pairs: list[float] = []
         self.lpips_note: str | None = None
         self._prev: tuple[Tensor, Tensor] | None = None  # last restored and reference frame written
 
@@ -40,6 +41,7 @@ class StreamingScores:
         we = m["per_frame"]["warping_error"]
         if first and we:
             self.seam_pairs.append(we[0])
+        self.inside_pairs.extend(we[first:])
         self.pairs.extend(we)
         self._prev = (restored[-1:], reference[-1:])
 
@@ -48,9 +50,6 @@ class StreamingScores:
             v = [x for x in v if x is not None]
             return sum(v) / len(v) if v else None
 
-        inside = list(self.pairs)
-        for s in self.seam_pairs:
-            inside.remove(s)
         return {
             "psnr": mean(self.per_frame["psnr"]),
             "ssim": mean(self.per_frame["ssim"]),
@@ -59,7 +58,7 @@ class StreamingScores:
             "warping_error": mean(self.pairs),
             "warping_error_unit": WARPING_ERROR_UNIT,
             "warping_error_seams": mean(self.seam_pairs),
-            "warping_error_inside": mean(inside),
+            "warping_error_inside": mean(self.inside_pairs),
             "flow_model": getattr(self.flow_model, "name", None),
             "frames": len(self.per_frame["psnr"]),
             "per_frame": {**self.per_frame, "warping_error": self.pairs},
