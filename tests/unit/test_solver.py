@@ -240,7 +240,9 @@ def test_eta_and_autocast_options_run(tiny_prior, problem):
 
 
 @pytest.mark.parametrize(
-    "kw", [{"optimizer": "sgd"}, {"lr": -1.0}, {"iters": 0}, {"autocast": "fp8"}, {"seed_mode": "x"}, {"es_window": 1}]
+    "kw",
+    [{"optimizer": "sgd"}, {"lr": -1.0}, {"iters": 0}, {"autocast": "fp8"}, {"seed_mode": "x"}, {"es_window": 1},
+     {"micro_batch": -1}],
 )
 def test_bad_config_raises_one_line_error(kw):
     with pytest.raises(VidplugError) as info:
@@ -256,3 +258,53 @@ def test_shapes_are_checked(tiny_prior, problem):
         solve(y, op, tiny_prior, _cfg(iters=1), reference=x[:2], progress=False)
     with pytest.raises(VidplugError):
         solve(y[0], op, tiny_prior, _cfg(iters=1), progress=False)
+
+
+class Smoothness:
+    """A term coupling neighbouring frames: mean squared temporal difference (like the consistency terms)."""
+
+    name, weight = "smooth", 0.3
+
+    def __call__(self, x, iteration):
+        return ((x[1:] - x[:-1]) ** 2).mean()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(seed_mode="shared", seed_rank=0, eta=0.5, checkpoint=True),
+        dict(optimizer="lbfgs", iters=2),  # L-BFGS's curvature steps amplify float rounding: compare early
+    ],
+)
+def test_micro_batched_backward_gives_the_same_solve(tiny_prior, problem, kw):
+    _, op, y = problem
+    kw = {"iters": 6, **kw}
+    runs = [
+        solve(y, op, tiny_prior, _cfg(micro_batch=m, **kw), extra_terms=[Smoothness()],
+              generator=torch.Generator().manual_seed(1), progress=False)
+        for m in (0, 2, 1)
+    ]
+    for r in runs[1:]:
+        torch.testing.assert_close(r.frames, runs[0].frames, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(r.z, runs[0].z, atol=1e-5, rtol=1e-4)
+        assert r.loss_history["total"] == pytest.approx(runs[0].loss_history["total"], rel=1e-4)
+
+
+def test_micro_batch_bounds_the_frames_the_network_sees_with_grad(tiny_prior, problem):
+    _, op, y = problem
+    seen = []
+    hook = tiny_prior.net.register_forward_pre_hook(
+        lambda mod, args: seen.append((args[0].shape[0], torch.is_grad_enabled()))
+    )
+    try:
+        solve(y, op, tiny_prior, _cfg(iters=2, micro_batch=1), progress=False)
+        with_grad = [n for n, grad in seen if grad]
+        without_grad = [n for n, grad in seen if not grad]
+        assert with_grad and max(with_grad) == 1 and sum(with_grad) == 2 * 3 * SHAPE[0]  # 2 iterations, K = 3
+        assert without_grad == with_grad  # one extra forward per iteration, also a frame at a time
+        seen.clear()
+        solve(y, op, tiny_prior, _cfg(iters=2), progress=False)
+        assert {n for n, grad in seen} == {SHAPE[0]} and all(grad for _, grad in seen)
+    finally:
+        hook.remove()

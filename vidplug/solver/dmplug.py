@@ -65,6 +65,10 @@ class SolverConfig:
     log_every: int = 10  # iterations between host reads of the losses (progress bar, loss_history)
     compile: bool = False  # torch.compile the prior network: slow first iterations, faster steady state (GPU)
     init: str = "random"  # seeds: random (DMPlug) | inversion (DDIM-invert the pseudo-inverse estimate: warm start)
+    # frames per backward pass through R; 0 = the whole chunk at once. R is per frame, so R(z) runs without grad
+    # over the chunk, the losses give dL/dx, and R is re-run with grad m frames at a time: exact gradients, R's
+    # activation memory of m frames instead of T, one extra forward per iteration
+    micro_batch: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -95,6 +99,8 @@ class SolverConfig:
             raise VidplugError(f"unknown solver.seed_mode '{self.seed_mode}'; use one of: {', '.join(SEED_MODES)}")
         if self.init not in INITS:
             raise VidplugError(f"unknown solver.init '{self.init}'; use one of: {', '.join(INITS)}")
+        if self.micro_batch < 0:
+            raise VidplugError(f"solver.micro_batch must be >= 0 frames (0 = whole chunk), got {self.micro_batch}")
         if self.seed_rank < 0:
             raise VidplugError(f"solver.seed_rank must be >= 0 (0 = full residual), got {self.seed_rank}")
         if not 0.0 <= self.seed_residual_scale <= 1.0:
@@ -264,6 +270,24 @@ def compiled_prior(prior: DiffusionPrior) -> DiffusionPrior:
     return twin
 
 
+def _frame_slices(num_frames: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, num_frames)) for i in range(0, num_frames, size)]
+
+
+def _backward_through_r(z: Tensor, grad_x: Tensor | None, reverse, micro_batch: int) -> None:
+    """Back-propagate ``grad_x = dL/dx`` through ``x = R(z)`` recomputing R ``micro_batch`` frames at a time.
+
+    Exact: R maps each frame's seed to that frame alone, so dL/dz is the per-frame vector-Jacobian product of the
+    whole-chunk gradient. The seeds' own graph (shared-seed parametrisation) is traversed once, at the end.
+    """
+    if grad_x is None:  # no loss term reached x
+        return
+    z_leaf = z.detach().requires_grad_()
+    for sl in _frame_slices(z.shape[0], micro_batch):
+        reverse(z_leaf[sl], sl).backward(grad_x[sl])
+    z.backward(z_leaf.grad)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # one attempt (a run from the initial seeds at one learning rate)
 
@@ -329,21 +353,35 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
     last_finite: list = [None, None, torch.full((), -1, dtype=torch.long, device=device)]
     current: dict = {}
 
+    def reverse(z: Tensor, frames: slice, checkpoint: bool = cfg.checkpoint) -> Tensor:
+        """R over the seeds of ``frames`` (their DDIM noise too), float32 frames."""
+        noise = None if problem.noise is None else [n[frames] for n in problem.noise]
+        return reverse_to_unit(
+            z, problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=checkpoint,
+            autocast_dtype=autocast_dtype, noise=noise,
+        ).float()
+
     def evaluate(it: int) -> Tensor:
         """Forward R, the losses and backward at the current seeds; record this iterate (before the step)."""
         nonlocal finite_flag, first_bad
         opt.zero_grad(set_to_none=True)
         z = seeds()  # (T, C, H, W) float32 seeds
-        x = reverse_to_unit(
-            z, problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=cfg.checkpoint,
-            autocast_dtype=autocast_dtype, noise=problem.noise,
-        ).float()  # (T, C, H, W) nominally [0, 1], unclamped so gradients pass everywhere
+        micro = 0 < cfg.micro_batch < z.shape[0]
+        if micro:  # R without grad here; its backward runs m frames at a time below
+            with torch.no_grad():
+                slices = _frame_slices(z.shape[0], cfg.micro_batch)
+                x = torch.cat([reverse(z[sl], sl, checkpoint=False) for sl in slices])
+            x = x.requires_grad_()
+        else:
+            x = reverse(z, slice(None))  # (T, C, H, W) nominally [0, 1], unclamped so gradients pass everywhere
         data = problem.data(x, it)
         values = [term(x, it) for term in problem.terms]
         total = data
         for term, v in zip(problem.terms, values, strict=True):
             total = total + float(term.weight) * v
         total.backward()
+        if micro:
+            _backward_through_r(z, x.grad, reverse, cfg.micro_batch)
 
         with torch.no_grad():
             hist[:, it] = torch.stack([total.detach().float(), data.detach(), *[v.detach().float().reshape(()) for v in values]])
