@@ -28,7 +28,7 @@ from vidplug.io.sink import OutputSink
 from vidplug.models import Models
 from vidplug.physics import TASKS, build_operator, task_options
 from vidplug.simulate import observe, temporal_context
-from vidplug.solver.chunks import Chunk, plan_chunks
+from vidplug.solver.chunks import Chunk, plan_chunks, split_chunk
 from vidplug.solver.video import restore_chunk
 
 log = logging.getLogger(__name__)
@@ -286,31 +286,98 @@ def _solve_chunks(run: _Run, todo: list[Chunk], chunks: list[Chunk], store: Chun
 
     ``anchor`` seams tie a chunk's overlap frames to the previous chunk's checkpoint (sequential); ``blend`` seams
     restore every chunk on its own and keep its overlap frames for the cross-fade (any order, any process).
+    On CUDA out-of-memory a chunk is re-planned as sub-chunks of half the frames (again, down to one frame), restored
+    one after the other and checkpointed as the chunk; later chunks start at the size that fitted.
     """
+    from vidplug.solver.memory import run_with_oom_halving
+
     cfg = run.cfg
     blend = cfg.chunk.seam == "blend"
-    src = run.frames()
-    masks = FrameWindow(iter_frames(mask, **run.read)) if mask is not None else None
+    inputs = _ChunkInputs(run, mask)
+    fits: int | None = None  # frames per solve that fitted after an out-of-memory; None = the planned chunks
     for i, chunk in enumerate(todo):
-        ws, we = chunk.window_start, chunk.window_stop
-        y, reference, size = run.observe(src, ws, we)
-        extra = {"mask": (masks.get(ws, we)[:, :1] > 0.5).float()} if masks is not None else {}
-        op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
-                            frame_offset=ws, **cfg.task.options, **extra).to(run.device)
         n_anchor = chunk.start - chunk.anchor_start
         anchors = None
         if not blend and n_anchor > 0:
             anchors = store.load(chunk.index - 1)["frames"][-n_anchor:].to(run.device)
-        restored, summary, z = solve_chunk(cfg, models, chunk, y, op, anchors, reference, progress)
+        planned = chunk.stop - chunk.anchor_start
+        size = min(planned, fits or planned)
+
+        def attempt(size: int, chunk: Chunk = chunk, anchors: Tensor | None = anchors):
+            pieces = [chunk] if size >= chunk.stop - chunk.anchor_start else split_chunk(
+                chunk, size, cfg.chunk.overlap, run.ctx, run.n, blend=blend)
+            return _restore_pieces(run, chunk, pieces, anchors, inputs, models, solve_chunk, progress)
+
+        (frames, z, summary), used = run_with_oom_halving(attempt, size)
+        if used < planned:
+            fits = used
+            summary.setdefault("notes", []).append(
+                f"out of GPU memory at {planned} frames: restored as sub-chunks of at most {used} frames"
+            )
+        store.save(chunk.index, frames, z, summary)
+        if i + 1 < len(todo):
+            inputs.release(todo[i + 1].window_start)
+    return {c.index for c in todo}
+
+
+class _ChunkInputs:
+    """Observations (and real inpainting masks) of frame windows, streamed from the input in increasing order."""
+
+    def __init__(self, run: _Run, mask) -> None:
+        self.run = run
+        self.src = run.frames()
+        self.masks = FrameWindow(iter_frames(mask, **run.read)) if mask is not None else None
+
+    def problem(self, ws: int, we: int) -> tuple[Tensor, Tensor | None, torch.nn.Module]:
+        """Observation, ground truth (simulation only) and operator of the window ``[ws, we)``."""
+        cfg = self.run.cfg
+        y, reference, size = self.run.observe(self.src, ws, we)
+        extra = {"mask": (self.masks.get(ws, we)[:, :1] > 0.5).float()} if self.masks is not None else {}
+        op = build_operator(cfg.task.name, we - ws, size, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
+                            frame_offset=ws, **cfg.task.options, **extra).to(self.run.device)
+        return y, reference, op
+
+    def release(self, window_start: int) -> None:
+        """Frames before the next window (and its temporal context) are not needed again."""
+        self.src.release(max(window_start - self.run.ctx, 0))
+        if self.masks is not None:
+            self.masks.release(window_start)
+
+
+def _restore_pieces(run: _Run, chunk: Chunk, pieces: list[Chunk], anchors: Tensor | None, inputs: _ChunkInputs,
+                    models: Models, solve_chunk, progress: bool) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
+    """Restore ``chunk`` as ``pieces`` (itself, or its sub-chunks in order, each anchored to the one before).
+
+    Returns the 8-bit frames the chunk keeps (``[anchor_start, stop)`` for blend seams, else ``[start, stop)``),
+    the chosen seeds (the chunk's window; for sub-chunks those of the frames kept, in order) and the solver summary.
+    """
+    blend = run.cfg.chunk.seam == "blend"
+    keep_from = chunk.anchor_start if blend else chunk.start
+    known = anchors  # 8-bit frames restored so far, from known_from on (the anchors, then each piece's frames)
+    known_from = keep_from if anchors is None else chunk.start - anchors.shape[0]
+    kept, seeds, summaries = [], [], []
+    for piece in pieces:
+        y, reference, op = inputs.problem(piece.window_start, piece.window_stop)
+        n_anchor = piece.start - piece.anchor_start
+        piece_anchors = None
+        if n_anchor > 0 and (len(pieces) > 1 or not blend):
+            piece_anchors = known[piece.anchor_start - known_from : piece.start - known_from]
+        restored, summary, z = solve_chunk(run.cfg, models, piece, y, op, piece_anchors, reference, progress)
         if not torch.isfinite(restored).all():
             raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
-        keep_from = chunk.anchor_start if blend else chunk.start
-        store.save(chunk.index, quantize(restored[chunk.local(keep_from) : chunk.local(chunk.stop)]), z, summary)
-        if i + 1 < len(todo):
-            src.release(max(todo[i + 1].window_start - run.ctx, 0))
-            if masks is not None:
-                masks.release(todo[i + 1].window_start)
-    return {c.index for c in todo}
+        lo = keep_from if piece is chunk else piece.start
+        new = quantize(restored[piece.local(lo) : piece.local(piece.stop)])
+        kept.append(new)
+        known = new if known is None else torch.cat([known, new])
+        seeds.append(z if piece is chunk or z is None else z[piece.local(lo) : piece.local(piece.stop)])
+        summaries.append(summary)
+    if len(pieces) == 1:
+        return kept[0], seeds[0], summaries[0]
+    z = None if any(s is None for s in seeds) else torch.cat(seeds)
+    summary = {"method": summaries[0].get("method", run.cfg.method),
+               "sub_chunks": [{"frames": [p.start, p.stop], "anchored_from": p.anchor_start, **s}
+                              for p, s in zip(pieces, summaries, strict=True)]}
+    return torch.cat(kept), z, summary
 
 
 def _assemble(run: _Run, chunks: list[Chunk], store: ChunkStore, sink: OutputSink, scores, computed: set[int]):

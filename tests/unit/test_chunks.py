@@ -31,3 +31,33 @@ def test_context_frames_and_exact_data_range():
 def test_bad_overlap():
     with pytest.raises(ValueError):
         plan_chunks(10, 4, 4)
+
+
+@pytest.mark.parametrize("context", [0, 3])
+def test_split_chunk_with_anchor_seams_equals_planning_at_the_smaller_size(context):
+    from vidplug.solver.chunks import split_chunk
+
+    direct = plan_chunks(20, 4, 2, context)
+    subs = [s for c in plan_chunks(20, 8, 2, context) for s in split_chunk(c, 4, 2, context, 20, blend=False)]
+    key = lambda c: (c.start, c.stop, c.anchor_start, c.window_start, c.window_stop, c.data_start, c.data_stop)  # noqa: E731
+    assert [key(c) for c in subs] == [key(c) for c in direct]
+
+
+def test_split_chunk_keeps_the_chunk_index_and_covers_what_it_keeps():
+    from vidplug.solver.chunks import split_chunk
+
+    chunk = plan_chunks(20, 8, 3)[1]  # writes [8, 13), anchored to [5, 8)
+    anchored = split_chunk(chunk, 2, 3, 0, 20, blend=False)
+    assert [(c.anchor_start, c.start, c.stop) for c in anchored] == [(7, 8, 9), (8, 9, 10), (9, 10, 11), (10, 11, 12),
+                                                                     (11, 12, 13)]  # overlap capped at size - 1
+    assert {c.index for c in anchored} == {chunk.index}
+    blended = split_chunk(chunk, 4, 3, 0, 20, blend=True)  # blend seams keep the overlap too, restored afresh
+    assert [(c.anchor_start, c.start, c.stop) for c in blended] == [(5, 5, 9), (6, 9, 10), (7, 10, 11), (8, 11, 12),
+                                                                    (9, 12, 13)]
+
+
+def test_plan_range_arguments_are_checked():
+    with pytest.raises(ValueError):
+        plan_chunks(10, 4, 0, begin=5, end=5)
+    with pytest.raises(ValueError):
+        plan_chunks(10, 4, 0, begin=0, end=11)

@@ -167,3 +167,50 @@ def test_inversion_init_starts_closer_to_the_data(clip, tmp_path):
                             models=_TinyModels(cfg, torch.device("cpu")))
         first[init] = res.chunks[0]["loss_history"]["data"][0]
     assert first["inversion"] < first["random"]
+
+
+def _out_of_memory_above(frames: int, calls: list):
+    """restore_chunk that raises CUDA's out-of-memory error for windows longer than ``frames`` (no GPU needed)."""
+    import vidplug.pipeline as pipeline
+
+    real = pipeline.restore_chunk
+
+    def solve(cfg, models, chunk, *args, **kwargs):
+        calls.append(chunk.window_len)
+        if chunk.window_len > frames:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(cfg, models, chunk, *args, **kwargs)
+
+    return solve
+
+
+def test_out_of_memory_halves_the_chunk_and_matches_the_smaller_plan(clip, tmp_path, caplog):
+    cfg = _cfg("chunk.size=8", "chunk.overlap=2", "solver.iters=3")
+    models = _TinyModels(cfg, torch.device("cpu"))
+    calls: list[int] = []
+    with caplog.at_level("WARNING"):
+        res = restore_video(clip, tmp_path / "oom", cfg, simulate=True, keep_frames=True, progress=False,
+                            models=models, chunk_solver=_out_of_memory_above(4, calls))
+    assert "retrying with chunk size 4" in caplog.text
+    assert calls[0] == 8 and calls.count(8) == 1  # later chunks start at the size that fitted
+    assert max(calls[1:]) <= 4
+    assert [c["frames"] for c in res.chunks] == [[0, 8], [8, 14], [14, 20]]  # checkpoints keep the chunk plan
+    assert all(len(c["sub_chunks"]) > 1 for c in res.chunks)
+    assert any("out of GPU memory at 8 frames" in note for note in res.report["notes"])
+    small = _cfg("chunk.size=4", "chunk.overlap=2", "solver.iters=3")
+    direct = restore_video(clip, tmp_path / "small", small, simulate=True, keep_frames=True, progress=False,
+                           models=_TinyModels(small, torch.device("cpu")))
+    assert torch.equal(res.frames, direct.frames)  # anchor seams line up: the same sub-problems, the same result
+
+
+def test_out_of_memory_with_blend_seams_and_at_one_frame(clip, tmp_path):
+    cfg = _cfg("chunk.size=8", "chunk.overlap=2", "chunk.seam=blend", "solver.iters=2")
+    models = _TinyModels(cfg, torch.device("cpu"))
+    res = restore_video(clip, tmp_path / "blend", cfg, simulate=True, keep_frames=True, progress=False,
+                        models=models, chunk_solver=_out_of_memory_above(3, []))
+    assert res.frames.shape == (20, 3, 16, 16) and torch.isfinite(res.frames).all()
+    assert [sub["frames"] for sub in res.chunks[1]["sub_chunks"]][0] == [6, 8]  # the overlap is restored afresh
+    with pytest.raises(VidplugError, match="out of GPU memory even at chunk size 1") as info:
+        restore_video(clip, tmp_path / "never", cfg, simulate=True, progress=False, models=models,
+                      chunk_solver=_out_of_memory_above(0, []))
+    assert "\n" not in str(info.value)

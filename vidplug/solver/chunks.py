@@ -8,7 +8,7 @@ observed frame of the chunk has its whole PSF support inside the window, but the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -33,24 +33,34 @@ class Chunk:
         return frame - self.window_start
 
 
-def plan_chunks(num_frames: int, size: int, overlap: int = 0, context: int = 0) -> list[Chunk]:
+def plan_chunks(
+    num_frames: int, size: int, overlap: int = 0, context: int = 0, *, begin: int = 0, end: int | None = None,
+    lead: int = 0,
+) -> list[Chunk]:
     """Split ``num_frames`` frames into chunks of ``size`` frames sharing ``overlap`` frames.
 
     Every frame is written by exactly one chunk, in order. ``context`` frames are added on both sides of each window
     for operators that couple neighbouring frames; a data term is kept only for frames whose coupling support lies in
     the window (or is cut by the video's own ends, where the operator's boundary rule is the true one).
+
+    ``begin``/``end`` plan only the frames ``[begin, end)`` of the video, the first chunk then overlapping ``lead``
+    frames before ``begin`` (at most ``size - 1``): how :func:`split_chunk` re-plans one chunk at a smaller size.
     """
+    end = num_frames if end is None else end
     if num_frames < 1:
         raise ValueError("num_frames must be >= 1")
     if size < 1:
         raise ValueError("chunk size must be >= 1")
     if not 0 <= overlap < size:
         raise ValueError(f"overlap must be in [0, chunk size), got overlap={overlap}, size={size}")
+    if not 0 <= begin < end <= num_frames or lead < 0:
+        raise ValueError(f"need 0 <= begin < end <= num_frames and lead >= 0, got {begin}, {end}, {num_frames}, {lead}")
     chunks: list[Chunk] = []
-    start = 0
-    while start < num_frames:
-        anchor_start = max(start - overlap, 0)
-        stop = min(anchor_start + size, num_frames)
+    start = begin
+    while start < end:
+        back = min(lead, size - 1) if start == begin else overlap
+        anchor_start = max(start - back, 0)
+        stop = min(anchor_start + size, end)
         window_start = max(anchor_start - context, 0)
         window_stop = min(stop + context, num_frames)
         # a frame t needs [t - context, t + context] inside the window, unless the window edge is the video's edge
@@ -61,3 +71,17 @@ def plan_chunks(num_frames: int, size: int, overlap: int = 0, context: int = 0) 
         )
         start = stop
     return chunks
+
+
+def split_chunk(chunk: Chunk, size: int, overlap: int, context: int, num_frames: int, *, blend: bool) -> list[Chunk]:
+    """Re-plan one chunk as consecutive sub-chunks of at most ``size`` frames (restored in order, each anchored to
+    the previous one's last ``min(overlap, size - 1)`` frames); they carry the chunk's index.
+
+    The sub-chunks write what the chunk keeps: ``[start, stop)`` with the first one anchored to (up to ``size - 1``
+    of) the chunk's anchor frames, or with ``blend`` seams ``[anchor_start, stop)`` from scratch. Planning a video at
+    ``size`` directly gives the same sub-chunks wherever the overlaps line up (anchor seams).
+    """
+    begin = chunk.anchor_start if blend else chunk.start
+    subs = plan_chunks(num_frames, size, min(overlap, size - 1), context, begin=begin, end=chunk.stop,
+                       lead=begin - chunk.anchor_start)
+    return [replace(c, index=chunk.index) for c in subs]
