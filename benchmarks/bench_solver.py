@@ -1,17 +1,17 @@
 """Solver speed, memory and MFU over a grid of chunk sizes, DDIM steps, precisions, checkpointing and compilation.
 
     python -m benchmarks.bench_solver [--device cpu|cuda] [--prior tiny|adm-random|tiny-random] [--chunks 1,2,4,8]
-        [--steps 2,3,4] [--dtypes fp32,bf16] [--checkpoint both] [--compile both] [--size 128x256] [--iters 5]
-        --out DIR
+        [--steps 2,3,4] [--dtypes fp32,bf16] [--checkpoint both] [--compile both] [--channels-last both]
+        [--micro-batch 0,4] [--size 128x256] [--iters 5] --out DIR
 
 One timed iteration is what :func:`vidplug.solver.solve` does per iteration: seeds -> R(z) (K network calls) ->
 SR x4 data term -> backward -> Adam step, built from the solver's own pieces (seeds, DDIM reverse, data term,
-``compiled_prior``). The solver's per-iteration bookkeeping (loss log, ES-WMV running sums) is a few elementwise ops
+``fast_prior``, ``backprop_through_r``). The solver's per-iteration bookkeeping (loss log, ES-WMV running sums) is a few elementwise ops
 on the frames and is left out. Warm-up iterations (and with ``--compile``, compilation) are not timed.
 
 Reported per configuration: median seconds per iteration, frame-iterations/s (T / median), seconds per restored
 frame at ``SolverConfig().iters`` iterations, peak memory, FLOPs per iteration (FlopCounterMode, model FLOPs: K
-forward network calls + backward, no checkpoint recomputation), achieved FLOP/s and MFU against the peak of a
+forward network calls + backward, no checkpoint or micro-batch recomputation), achieved FLOP/s and MFU against the peak of a
 large matmul measured on the same device in the same dtype. Writes DIR/bench_solver.json, prints a table and appends
 it to benchmarks/RESULTS.md.
 """
@@ -51,7 +51,7 @@ from vidplug.io.atomic import atomic_write_json
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.dmplug import AUTOCAST, SolverConfig, compiled_prior
+from vidplug.solver.dmplug import AUTOCAST, SolverConfig, backprop_through_r, fast_prior
 from vidplug.solver.seeds import make_seeds
 from vidplug.solver.terms import DataFidelity
 
@@ -60,7 +60,7 @@ RESTORE_ITERS = SolverConfig().iters  # "seconds per restored frame" is stated a
 
 COLUMNS = [
     ("frames", "T", ""), ("steps", "K", ""), ("dtype", "dtype", ""), ("checkpoint", "ckpt", ""),
-    ("compile", "compile", ""), ("s_per_iter", "s/iter (median)", ".3f"), ("frame_iters_per_s", "frame-it/s", ".2f"),
+    ("compile", "compile", ""), ("channels_last", "NHWC", ""), ("micro_batch", "mb", ""), ("s_per_iter", "s/iter (median)", ".3f"), ("frame_iters_per_s", "frame-it/s", ".2f"),
     ("s_per_frame", f"s/frame @{RESTORE_ITERS} it", ".1f"), ("peak_mib", "peak MiB", ".0f"),
     ("delta_mib", "peak rise MiB", ".0f"), ("gflop_per_iter", "GFLOP/iter", ".1f"),
     ("achieved_tflops", "TFLOP/s", ".4f"), ("mfu", "MFU", ".3f"), ("status", "status", ""),
@@ -71,7 +71,8 @@ class SolverIteration:
     """One DMPlug iteration on a simulated SR x4 problem of ``frames`` frames, callable repeatedly."""
 
     def __init__(self, prior: DiffusionPrior, frames: int, size: tuple[int, int], device: torch.device, *,
-                 steps: int, dtype: str, checkpoint: bool, compile: bool, seed: int = 0) -> None:
+                 steps: int, dtype: str, checkpoint: bool, compile: bool, channels_last: bool = False,
+                 micro_batch: int = 0, seed: int = 0) -> None:
         c, (h, w) = prior.channels, size
         g = torch.Generator().manual_seed(seed)
         op = build_operator("sr4", frames, (h, w), seed=seed, channels=c).to(device)
@@ -80,7 +81,8 @@ class SolverIteration:
             self.data = DataFidelity(op(clean), op)
         self.seeds = make_seeds((frames, c, h, w), mode="independent", generator=g, device=device)
         self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
-        self.prior = compiled_prior(prior) if compile else prior
+        self.prior = fast_prior(prior, compile=compile, channels_last=channels_last)
+        self.micro_batch = micro_batch
         self.timesteps = ddim_timesteps(steps, prior.num_train_timesteps)
         self.checkpoint = checkpoint
         self.autocast = AUTOCAST[AUTOCAST_OF[dtype]]
@@ -89,11 +91,14 @@ class SolverIteration:
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
         z = self.seeds()  # (T, C, H, W) seeds
-        x = reverse_to_unit(z, self.prior, self.timesteps, checkpoint=self.checkpoint,
-                            autocast_dtype=self.autocast).float()  # (T, C, H, W) frames
-        self.data(x, self.iteration).backward()
+        backprop_through_r(z, self._reverse, lambda x: [self.data(x, self.iteration)], self.micro_batch)
         self.opt.step()
         self.iteration += 1
+
+    def _reverse(self, z: torch.Tensor, frames: slice, checkpoint: bool | None = None) -> torch.Tensor:
+        checkpoint = self.checkpoint if checkpoint is None else checkpoint
+        return reverse_to_unit(z, self.prior, self.timesteps, checkpoint=checkpoint,
+                               autocast_dtype=self.autocast).float()  # (T, C, H, W) frames
 
 
 def model_flops(prior: DiffusionPrior, size: tuple[int, int], device: torch.device, steps: int) -> int:
@@ -103,12 +108,14 @@ def model_flops(prior: DiffusionPrior, size: tuple[int, int], device: torch.devi
 
 
 def bench_one(prior, size, device, *, frames, steps, dtype, checkpoint, compile, warmup, iters,
-              flops_per_frame: int, peak: float, compile_warmup: int = 0) -> dict[str, Any]:
+              flops_per_frame: int, peak: float, compile_warmup: int = 0, channels_last: bool = False,
+              micro_batch: int = 0) -> dict[str, Any]:
     row: dict[str, Any] = {"frames": frames, "steps": steps, "dtype": dtype, "checkpoint": checkpoint,
-                           "compile": compile, "warmup": warmup, "iters": iters, "status": "ok"}
+                           "compile": compile, "channels_last": channels_last, "micro_batch": micro_batch,
+                           "warmup": warmup, "iters": iters, "status": "ok"}
     try:
         it = SolverIteration(prior, frames, size, device, steps=steps, dtype=dtype, checkpoint=checkpoint,
-                             compile=compile)
+                             compile=compile, channels_last=channels_last, micro_batch=micro_batch)
         for _ in range(compile_warmup if compile else 0):
             it()  # compile outside the memory window: compilation's own memory is not the solver's
         with PeakMemory(device) as mem:
@@ -137,23 +144,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dtypes = parse_list(args.dtypes, str, allowed=list(DTYPES), flag="--dtypes")
     checkpoints = parse_list(args.checkpoint, bool, flag="--checkpoint")
     compiles = parse_list(args.compile, bool, flag="--compile")
-    if any(c < 1 for c in chunks) or any(k < 1 for k in steps_list) or args.iters < 1 or args.warmup < 0:
-        raise VidplugError("--chunks and --steps must be >= 1, --iters >= 1 and --warmup >= 0")
+    layouts = parse_list(args.channels_last, bool, flag="--channels-last")
+    micro = parse_list(args.micro_batch, int, flag="--micro-batch")
+    if any(c < 1 for c in chunks) or any(k < 1 for k in steps_list) or args.iters < 1 or args.warmup < 0 \
+            or any(m < 0 for m in micro):
+        raise VidplugError("--chunks and --steps must be >= 1, --micro-batch >= 0, --iters >= 1, --warmup >= 0")
 
     env = environment(device)
     prior = load_bench_prior(args.prior, device)
     params = sum(p.numel() for p in prior.parameters())
     peaks = {d: peak_matmul_flops(device, DTYPES[d]) for d in dtypes}
     flops = {k: model_flops(prior, size, device, k) for k in steps_list}
-    grid = [(t, k, d, ck, cp) for cp in compiles for d in dtypes for ck in checkpoints for k in steps_list
-            for t in chunks]
+    # channels-last rows last: the conversion is applied to the shared network's weights in place
+    grid = [(t, k, d, ck, cp, cl, mb) for cl in sorted(set(layouts)) for cp in compiles for d in dtypes
+            for ck in checkpoints for mb in micro for k in steps_list for t in chunks if mb < t or mb == 0]
     rows = []
-    for t, k, d, ck, cp in tqdm(grid, desc="bench_solver", disable=args.quiet):
+    for t, k, d, ck, cp, cl, mb in tqdm(grid, desc="bench_solver", disable=args.quiet):
         row = bench_one(prior, size, device, frames=t, steps=k, dtype=d, checkpoint=ck, compile=cp,
                         warmup=args.warmup, iters=args.iters, flops_per_frame=flops[k], peak=peaks[d],
-                        compile_warmup=args.compile_warmup)
+                        compile_warmup=args.compile_warmup, channels_last=cl, micro_batch=mb)
         rows.append(row)
-        log.info("T=%d K=%d %s ckpt=%s compile=%s: %s", t, k, d, ck, cp,
+        log.info("T=%d K=%d %s ckpt=%s compile=%s nhwc=%s mb=%d: %s", t, k, d, ck, cp, cl, mb,
                  f"{row['s_per_iter']:.3f} s/iter" if row["status"] == "ok" else row["status"])
     result = {
         "environment": env,
@@ -201,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtypes", default="fp32", help="fp32,bf16,fp16: network precision (autocast)")
     p.add_argument("--checkpoint", default="off", help="on | off | both")
     p.add_argument("--compile", default="off", help="on | off | both (torch.compile of the prior network)")
+    p.add_argument("--channels-last", default="off", help="on | off | both (NHWC layout of the prior network)")
+    p.add_argument("--micro-batch", default="0", help="frames per backward pass through R, comma-separated "
+                                                      "(0 = whole chunk; values >= T are skipped)")
     p.add_argument("--size", default=None, help="HEIGHTxWIDTH (default 32x64 on CPU, 128x256 on CUDA)")
     p.add_argument("--iters", type=int, default=5, help="timed iterations per configuration")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations before timing")

@@ -308,3 +308,26 @@ def test_micro_batch_bounds_the_frames_the_network_sees_with_grad(tiny_prior, pr
         assert {n for n, grad in seen} == {SHAPE[0]} and all(grad for _, grad in seen)
     finally:
         hook.remove()
+
+
+def test_channels_last_gives_the_same_solve_and_feeds_the_network_nhwc(problem):
+    from tests.conftest import make_tiny_prior
+    from vidplug.solver.dmplug import fast_prior
+
+    _, op, y = problem
+    prior = make_tiny_prior()
+    plain = solve(y, op, prior, _cfg(iters=4), progress=False)
+    layouts = []
+    hook = prior.net.register_forward_pre_hook(
+        lambda mod, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    try:
+        fast = solve(y, op, prior, _cfg(iters=4, channels_last=True), progress=False)
+    finally:
+        hook.remove()
+    assert layouts and all(layouts)
+    torch.testing.assert_close(fast.frames, plain.frames, atol=1e-4, rtol=1e-4)
+    assert fast_prior(prior, channels_last=True) is fast_prior(prior, channels_last=True)  # cached per prior
+    assert fast_prior(prior) is prior
+    again = solve(y, op, prior, _cfg(iters=4), progress=False)  # the original prior still works (NHWC weights)
+    torch.testing.assert_close(again.frames, plain.frames, atol=1e-4, rtol=1e-4)

@@ -68,6 +68,7 @@ class DiffusionPrior(nn.Module):
         self.multiple = int(multiple)
         self.native_size = native_size
         self.channels = channels
+        self.memory_format = torch.contiguous_format  # layout of the network's input (channels_last: NHWC)
 
     @property
     def num_train_timesteps(self) -> int:
@@ -106,5 +107,9 @@ class DiffusionPrior(nn.Module):
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         # the network runs in its own dtype (e.g. loaded as bfloat16); the caller keeps working in x's dtype
-        out = self.net(x.to(self.net_dtype or x.dtype), t)
-        return out[:, :c, :h, :w].to(x.dtype)  # ADM predicts (eps, variance): keep eps
+        dtype = x.dtype
+        x = x.to(self.net_dtype or dtype)
+        if self.memory_format is not torch.contiguous_format:
+            x = x.contiguous(memory_format=self.memory_format)
+        out = self.net(x, t)
+        return out[:, :c, :h, :w].to(dtype)  # ADM predicts (eps, variance): keep eps

@@ -64,6 +64,7 @@ class SolverConfig:
     seed_residual_scale: float = 0.3  # shared mode: initial residual std a (z_shared gets sqrt(1 - a^2))
     log_every: int = 10  # iterations between host reads of the losses (progress bar, loss_history)
     compile: bool = False  # torch.compile the prior network: slow first iterations, faster steady state (GPU)
+    channels_last: bool = False  # run the prior network in NHWC memory layout (faster convolutions on GPUs)
     init: str = "random"  # seeds: random (DMPlug) | inversion (DDIM-invert the pseudo-inverse estimate: warm start)
     # frames per backward pass through R; 0 = the whole chunk at once. R is per frame, so R(z) runs without grad
     # over the chunk, the losses give dL/dx, and R is re-run with grad m frames at a time: exact gradients, R's
@@ -200,7 +201,7 @@ def solve(
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
     noise = [draw_seeds(shape, generator, device) for _ in timesteps] if config.eta > 0 else None
     problem = _Problem(
-        data=DataFidelity(y, operator), terms=terms, prior=compiled_prior(prior) if config.compile else prior,
+        data=DataFidelity(y, operator), terms=terms, prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
         timesteps=timesteps, noise=noise, config=config,
         reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
@@ -251,23 +252,67 @@ def solve(
 # ---------------------------------------------------------------------------------------------------------------
 # fast path
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # prior -> its compiled twin
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # prior -> {(compile, channels_last): twin}
+
+
+def fast_prior(prior: DiffusionPrior, *, compile: bool = False, channels_last: bool = False) -> DiffusionPrior:
+    """``prior`` prepared for speed: a :class:`DiffusionPrior` sharing its weights and schedule whose network is
+    ``torch.compile``d and/or runs in channels-last (NHWC) memory layout, which GPU convolutions prefer (with bf16
+    especially). Returns ``prior`` itself when neither is asked for.
+
+    Cached per prior and setting, so every chunk of a video reuses the compiled code instead of compiling again.
+    Only the network is compiled: the DDIM loop, checkpointing and autocast around it stay eager Python.
+    ``channels_last`` converts the shared network's conv weights in place (the original prior still works, with
+    any layout).
+    """
+    if not (compile or channels_last):
+        return prior
+    twins = _TWINS.setdefault(prior, {})
+    key = (bool(compile), bool(channels_last))
+    if key not in twins:
+        net = prior.net
+        if channels_last and isinstance(net, torch.nn.Module):
+            net.to(memory_format=torch.channels_last)
+        twin = DiffusionPrior(
+            torch.compile(net) if compile else net, prior.alphas_cumprod, name=prior.name, multiple=prior.multiple,
+            native_size=prior.native_size, channels=prior.channels,
+        )
+        if channels_last:
+            twin.memory_format = torch.channels_last
+        twins[key] = twin
+    return twins[key]
 
 
 def compiled_prior(prior: DiffusionPrior) -> DiffusionPrior:
-    """A :class:`DiffusionPrior` sharing ``prior``'s weights and schedule whose network is ``torch.compile``d.
+    """:func:`fast_prior` with ``compile=True``."""
+    return fast_prior(prior, compile=True)
 
-    Cached per prior, so every chunk of a video reuses the compiled code instead of compiling again. Only the
-    network is compiled: the DDIM loop, checkpointing and autocast around it stay eager Python.
+
+def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0) -> tuple[Tensor, list[Tensor]]:
+    """``x = R(z)``, ``losses(x)`` (a list, the total first) and the total's gradient back into ``z``'s graph.
+
+    Args:
+        z: ``(T, C, H, W)`` seeds (a leaf, or computed from the seed parameters).
+        reverse: ``reverse(z_part, frames: slice, checkpoint=...)`` -> R of those frames' seeds, float32.
+        losses: maps ``x (T, C, H, W)`` to ``[total, ...]``; only ``total`` is differentiated.
+        micro_batch: 0 = one backward pass over the chunk; ``0 < m < T`` = R without grad over the chunk, then
+            re-run with grad ``m`` frames at a time (see :attr:`SolverConfig.micro_batch`).
+
+    Returns:
+        ``(x, losses(x))``; ``x`` may require grad (detach it to keep it).
     """
-    twin = _COMPILED.get(prior)
-    if twin is None:
-        twin = DiffusionPrior(
-            torch.compile(prior.net), prior.alphas_cumprod, name=prior.name, multiple=prior.multiple,
-            native_size=prior.native_size, channels=prior.channels,
-        )
-        _COMPILED[prior] = twin
-    return twin
+    micro = 0 < micro_batch < z.shape[0]
+    if micro:  # R without grad here; its backward runs m frames at a time below
+        with torch.no_grad():
+            x = torch.cat([reverse(z[sl], sl, checkpoint=False) for sl in _frame_slices(z.shape[0], micro_batch)])
+        x.requires_grad_()
+    else:
+        x = reverse(z, slice(None))
+    values = losses(x)
+    values[0].backward()
+    if micro:
+        _backward_through_r(z, x.grad, reverse, micro_batch)
+    return x, values
 
 
 def _frame_slices(num_frames: int, size: int) -> list[slice]:
@@ -366,22 +411,16 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
         nonlocal finite_flag, first_bad
         opt.zero_grad(set_to_none=True)
         z = seeds()  # (T, C, H, W) float32 seeds
-        micro = 0 < cfg.micro_batch < z.shape[0]
-        if micro:  # R without grad here; its backward runs m frames at a time below
-            with torch.no_grad():
-                slices = _frame_slices(z.shape[0], cfg.micro_batch)
-                x = torch.cat([reverse(z[sl], sl, checkpoint=False) for sl in slices])
-            x = x.requires_grad_()
-        else:
-            x = reverse(z, slice(None))  # (T, C, H, W) nominally [0, 1], unclamped so gradients pass everywhere
-        data = problem.data(x, it)
-        values = [term(x, it) for term in problem.terms]
-        total = data
-        for term, v in zip(problem.terms, values, strict=True):
-            total = total + float(term.weight) * v
-        total.backward()
-        if micro:
-            _backward_through_r(z, x.grad, reverse, cfg.micro_batch)
+
+        def losses(x: Tensor) -> list[Tensor]:  # x: (T, C, H, W) nominally [0, 1], unclamped
+            data = problem.data(x, it)
+            values = [term(x, it) for term in problem.terms]
+            total = data
+            for term, v in zip(problem.terms, values, strict=True):
+                total = total + float(term.weight) * v
+            return [total, data, *values]
+
+        x, (total, data, *values) = backprop_through_r(z, reverse, losses, cfg.micro_batch)
 
         with torch.no_grad():
             hist[:, it] = torch.stack([total.detach().float(), data.detach(), *[v.detach().float().reshape(()) for v in values]])
