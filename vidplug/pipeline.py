@@ -140,7 +140,8 @@ def _auto_chunk_size(cfg: RestoreConfig, models: Models, device: torch.device, i
     if not simulate:
         h, w = h * sr_factor(cfg), w * sr_factor(cfg)
     return auto_chunk_size(models.prior, (3, h, w), device, num_steps=cfg.solver.num_steps,
-                           checkpoint=cfg.solver.checkpoint, autocast=cfg.solver.autocast)
+                           checkpoint=cfg.solver.checkpoint, autocast=cfg.solver.autocast,
+                           micro_batch=cfg.solver.micro_batch)
 
 
 def count_frames(info, read: dict[str, Any]) -> int:

@@ -98,3 +98,18 @@ def test_chunk_size_for_memory_arithmetic(free, fixed, per_frame, expected):
 def test_chunk_size_for_memory_rejects_bad_safety():
     with pytest.raises(VidplugError):
         chunk_size_for_memory(1000, IterationMemory(0, 10), safety=0.0)
+
+
+def test_fit_iteration_memory_slope_and_floors():
+    from vidplug.solver.memory import fit_iteration_memory
+
+    # plain: R's activations grow with every frame, so all of the 2-frame peak counts as per-frame (safe)
+    usage = fit_iteration_memory((1, 2), [150, 200])
+    assert (usage.fixed_bytes, usage.per_frame_bytes) == (0, 100)
+    usage = fit_iteration_memory((1, 2), [150, 400])  # a steeper measured slope wins over the floor
+    assert (usage.fixed_bytes, usage.per_frame_bytes) == (0, 250)
+    # micro-batching m = 4: R's activations are a fixed cost; the per-frame state is small but never below the floor
+    usage = fit_iteration_memory((4, 8), [1000, 1040], min_per_frame=6)
+    assert (usage.fixed_bytes, usage.per_frame_bytes) == (960, 10)
+    usage = fit_iteration_memory((4, 8), [1000, 1000], min_per_frame=6)
+    assert (usage.fixed_bytes, usage.per_frame_bytes) == (952, 6)

@@ -1,17 +1,18 @@
 """How many frames fit in one chunk: automatic chunk sizing from free device memory, and halving on out-of-memory.
 
 The solver's memory is dominated by the activations that ``R(z)``'s backward pass keeps: K network calls over the
-``T`` frames of a chunk (one call's worth with ``checkpoint``). That grows linearly in ``T``, so two tiny probe
-iterations (1 and 2 frames) on the real prior and frame size give a fixed part and a per-frame slope, and the chunk
+``T`` frames of a chunk (one call's worth with ``checkpoint``; ``micro_batch`` frames' worth, a fixed cost, with
+``solver.micro_batch``). That is linear in ``T``, so two small probe iterations (1 and 2 frames, or ``m`` and
+``2m`` with micro-batching) on the real prior and frame size give a fixed part and a per-frame slope, and the chunk
 size is what the free memory holds of the slope. The probe covers ``R``, the data term and the seeds' optimiser
-state, not the consistency terms (CLIP, RAFT): ``safety`` leaves room for them, and :func:`run_with_oom_halving` is
-the backstop when the estimate is still too large.
-"""
+state, not the consistency terms (CLIP, RAFT): ``safety`` leaves room for them, and :func:`run_with_oom_halving`
+(which the pipeline wraps around every chunk) is the backstop when the estimate is still too large."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -21,7 +22,7 @@ import torch
 from vidplug.errors import VidplugError
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.dmplug import AUTOCAST
+from vidplug.solver.dmplug import AUTOCAST, backprop_through_r
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +67,52 @@ def probe_iteration_memory(
     num_steps: int = 3,
     checkpoint: bool = False,
     autocast: str = "none",
+    micro_batch: int = 0,
 ) -> IterationMemory:
     """Measure one solver iteration (R forward over ``num_steps`` DDIM steps, data-like loss, backward, Adam step)
-    at 1 and 2 frames of ``frame_shape = (C, H, W)`` with ``torch.cuda.max_memory_allocated``. CUDA only.
+    at ``n`` and ``2n`` frames of ``frame_shape = (C, H, W)`` with ``torch.cuda.max_memory_allocated``; ``n`` is 1,
+    or ``micro_batch`` when set (R's activations are then those of ``micro_batch`` frames, a fixed cost). CUDA only.
     """
     device = torch.device(device)
     if device.type != "cuda":
         raise VidplugError(f"the memory probe needs a CUDA device, got {device}")
     timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps)
+    autocast_dtype = AUTOCAST[autocast]
+
+    def reverse(z, frames, checkpoint=checkpoint):
+        return reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, autocast_dtype=autocast_dtype).float()
+
+    sizes = (max(micro_batch, 1), 2 * max(micro_batch, 1))
     peaks = []
-    for frames in (1, 2):
+    for frames in sizes:
         _release_cached_memory()
         torch.cuda.synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         z = torch.randn((frames, *frame_shape), device=device, requires_grad=True)  # (T, C, H, W) seeds
         opt = torch.optim.Adam([z], lr=1e-2)
-        x = reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, autocast_dtype=AUTOCAST[autocast]).float()
-        x.square().mean().backward()  # stand-in data term: the operator's own memory is small beside R's
+        # stand-in data term: the operator's own memory is small beside R's
+        backprop_through_r(z, reverse, lambda x: [x.square().mean()], micro_batch)
         opt.step()
-        del z, opt, x
+        del z, opt
         torch.cuda.synchronize(device)
         peaks.append(torch.cuda.max_memory_allocated(device) - base)
-    # allocator rounding can make the 2-frame step look cheaper than it is; never below half the 2-frame peak
-    per_frame = max(peaks[1] - peaks[0], peaks[1] // 2, 1)
-    return IterationMemory(fixed_bytes=max(peaks[1] - 2 * per_frame, 0), per_frame_bytes=per_frame)
+    frame_bytes = 4 * math.prod(frame_shape)
+    return fit_iteration_memory(sizes, peaks, min_per_frame=6 * frame_bytes if micro_batch else None)
+
+
+def fit_iteration_memory(frames: tuple[int, int], peaks: list[int], *, min_per_frame: int | None = None
+                         ) -> IterationMemory:
+    """Fixed part and per-frame slope from the peaks of two iterations at ``frames = (n, 2n)``.
+
+    Allocator rounding can make the larger iteration look cheaper than it is: the slope is never taken below
+    ``min_per_frame``, by default the larger peak per frame (all memory counted as per-frame: safe without
+    micro-batching, where R's activations do grow with every frame).
+    """
+    (n1, n2), (p1, p2) = frames, peaks
+    floor = p2 // n2 if min_per_frame is None else min_per_frame
+    per_frame = max((p2 - p1) // max(n2 - n1, 1), floor, 1)
+    return IterationMemory(fixed_bytes=max(p2 - n2 * per_frame, 0), per_frame_bytes=per_frame)
 
 
 def auto_chunk_size(
@@ -101,6 +123,7 @@ def auto_chunk_size(
     num_steps: int,
     checkpoint: bool,
     autocast: str,
+    micro_batch: int = 0,
     max_chunk: int = 32,
     safety: float = 0.8,
 ) -> int:
@@ -111,7 +134,8 @@ def auto_chunk_size(
         frame_shape: ``(C, H, W)`` of the frames to restore.
         device: CUDA: probed (two tiny iterations, see :func:`probe_iteration_memory`) against
             ``torch.cuda.mem_get_info``; any other device returns :data:`CPU_DEFAULT_CHUNK` (8).
-        num_steps, checkpoint, autocast: the solver settings that change its memory (as in ``SolverConfig``).
+        num_steps, checkpoint, autocast, micro_batch: the solver settings that change its memory (as in
+            ``SolverConfig``).
         max_chunk: upper bound on the answer.
         safety: fraction of the free memory to plan for (the rest is for consistency terms and fragmentation).
 
@@ -127,7 +151,8 @@ def auto_chunk_size(
         return min(CPU_DEFAULT_CHUNK, max_chunk)
     try:
         usage = probe_iteration_memory(
-            prior, tuple(frame_shape), device, num_steps=num_steps, checkpoint=checkpoint, autocast=autocast
+            prior, tuple(frame_shape), device, num_steps=num_steps, checkpoint=checkpoint, autocast=autocast,
+            micro_batch=micro_batch,
         )
     except torch.cuda.OutOfMemoryError:
         usage = None  # handled outside the except block so the failed probe's tensors can be freed
@@ -168,7 +193,7 @@ def run_with_oom_halving(
         if size <= min_size:
             raise VidplugError(
                 f"out of GPU memory even at chunk size {size} ({reason}); lower the resolution, set "
-                "solver.checkpoint=true or solver.autocast=bf16, or use a GPU with more memory"
+                "solver.autocast=bf16 or solver.checkpoint=true, or use a GPU with more memory"
             )
         smaller = max(size // 2, min_size)
         log.warning("out of GPU memory at chunk size %d; retrying with chunk size %d", size, smaller)
