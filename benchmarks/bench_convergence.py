@@ -1,8 +1,10 @@
 """How fast does DMPlug converge, and where does ES-WMV stop? SR x4 on the bundled clip.
 
-    python -m benchmarks.bench_convergence [--prior tiny] [--frames 8] [--iters 300] [--size HxW] --out DIR
+    python -m benchmarks.bench_convergence [--prior tiny] [--frames 8] [--iters 300] [--size HxW]
+        [--init random|inversion] --out DIR
 
-Three solves of the same simulated problem (same observation, same initial seeds): Adam and L-BFGS for ``--iters``
+Three solves of the same simulated problem (same observation, same initial seeds: DMPlug's random seeds, or with
+``--init inversion`` the DDIM inversion of the bicubic estimate that ``solver.init=inversion`` uses): Adam and L-BFGS for ``--iters``
 iterations without early stopping, and Adam with ES-WMV. The PSNR curve comes from the solver's ``reference=``
 argument (``SolveResult.oracle_psnr``: mean frame PSNR of each iterate against the ground truth). It is only
 *measured* here: iterations to 95 % of the final PSNR (in dB) read the curve afterwards, and the only value chosen by
@@ -102,12 +104,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with torch.no_grad():
         y = op(clean)  # (T, 3, H/4, W/4) noisy observation
         bicubic = psnr(op.A_dagger(y).clamp(0, 1), clean)[0]
+    z_init = None
+    if args.init == "inversion":
+        from vidplug.prior.base import to_model_range
+        from vidplug.prior.ddim import ddim_invert, ddim_timesteps
+
+        with torch.no_grad():
+            z_init = ddim_invert(to_model_range(op.A_dagger(y).clamp(0, 1)), prior,
+                                 ddim_timesteps(args.steps, prior.num_train_timesteps))
     rows = []
     for label, change in RUNS.items():
         cfg = SolverConfig(iters=args.iters, num_steps=args.steps, **change)
         log.info("%s: %d iterations on %d frames of %dx%d", label, args.iters, t, h, w)
         res = solve(y, op, prior, cfg, generator=torch.Generator().manual_seed(args.seed), reference=clean,
-                    progress=not args.quiet, desc=label)
+                    progress=not args.quiet, desc=label, z_init=z_init)
         rows.append(summarise(label, res, clean))
     adam, es = rows[0], rows[2]
     es_row = {
@@ -119,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     result = {
         "environment": env,
-        "settings": {"prior": args.prior, "frames": t, "size_hw": [h, w], "task": "sr4", "iters": args.iters,
+        "settings": {"prior": args.prior, "init": args.init, "frames": t, "size_hw": [h, w], "task": "sr4", "iters": args.iters,
                      "num_steps": args.steps, "noise_sigma": args.noise_sigma, "seed": args.seed,
                      "es_window": SolverConfig.es_window, "es_patience": SolverConfig.es_patience},
         "bicubic_psnr": bicubic, "runs": rows, "es_wmv": es_row,
@@ -161,7 +171,8 @@ def report(result: dict[str, Any], note: str | None) -> str:
     s, env = result["settings"], result["environment"]
     lines = [
         f"### bench_convergence: prior {s['prior']}, SR x4 (noise sigma {s['noise_sigma']}), bundled clip, "
-        f"{s['frames']} frames of {s['size_hw'][0]}x{s['size_hw'][1]}, K={s['num_steps']}, {s['iters']} iterations",
+        f"{s['frames']} frames of {s['size_hw'][0]}x{s['size_hw'][1]}, K={s['num_steps']}, {s['iters']} iterations, "
+        f"{s.get('init', 'random')} initial seeds",
         "",
         env_line(env) + ".",
         f"Bicubic (A_dagger) PSNR: {result['bicubic_psnr']:.2f} dB. ES-WMV: window {s['es_window']}, patience "
@@ -188,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default=None, help="resize the clip to HEIGHTxWIDTH (default: native 128x256)")
     p.add_argument("--noise-sigma", type=float, default=0.01, help="measurement noise on the [-1, 1] scale")
     p.add_argument("--seed", type=int, default=0, help="seeds the observation noise and the initial seeds")
+    p.add_argument("--init", default="random", choices=["random", "inversion"],
+                   help="initial seeds: random (DMPlug) or DDIM inversion of the bicubic estimate")
     p.add_argument("--note", default=None, help="a line added under the table in RESULTS.md")
     p.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -50,7 +50,7 @@ class ConsistencyConfig:
 
 @dataclass
 class ChunkConfig:
-    size: int = 0  # frames optimised jointly per chunk (overlap included); 0 = auto (8 on CPU, 16 on GPU)
+    size: int = 0  # frames optimised jointly per chunk (overlap included); 0 = auto (8 on CPU, free GPU memory)
     overlap: int = 2  # frames shared with the previous chunk
     seam: str = "anchor"  # anchor: overlap tied to the previous chunk's result (sequential) | blend: independent
     # chunks whose overlaps are cross-faded (any order: what multi-process runs use)
