@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import make_translating_video
+from tests.conftest import make_tiny_prior, make_translating_video
 from vidplug.errors import VidplugError
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
 from vidplug.solver import ESWMV, SolverConfig, make_seeds, solve
@@ -237,6 +237,9 @@ def test_eta_and_autocast_options_run(tiny_prior, problem):
     assert torch.equal(a.frames, b.frames)  # the DDIM noise is fixed by the generator
     c = solve(y, op, tiny_prior, _cfg(iters=2, autocast="bf16"), progress=False)
     assert torch.isfinite(c.frames).all()
+    fast = _cfg(iters=2, autocast="bf16", checkpoint=True, micro_batch=2, channels_last=True)  # every switch at once
+    d = solve(y, op, make_tiny_prior(), fast, progress=False)
+    assert torch.isfinite(d.frames).all() and (d.frames - c.frames).abs().mean() < 0.02  # bf16 rounding only
 
 
 @pytest.mark.parametrize(
@@ -311,7 +314,6 @@ def test_micro_batch_bounds_the_frames_the_network_sees_with_grad(tiny_prior, pr
 
 
 def test_channels_last_gives_the_same_solve_and_feeds_the_network_nhwc(problem):
-    from tests.conftest import make_tiny_prior
     from vidplug.solver.dmplug import fast_prior
 
     _, op, y = problem
