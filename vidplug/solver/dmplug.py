@@ -11,7 +11,9 @@ buffers every iteration and read back only every ``log_every`` / ``es_check_ever
 Differences from the DMPlug reference code, deliberately: (1) the output is clamped to [0, 1] only when returned,
 never in the gradient path (DMPlug clamps before the loss, which zeroes gradients of saturated pixels); (2) L-BFGS
 takes one iteration per outer step (``max_iter=1``, history 10) so iteration counts compare with Adam's (DMPlug used
-torch's defaults: up to 20 inner iterations, history 100, no line search, lr 0.1); (3) DMPlug reports the
+torch's defaults: up to 20 inner iterations, history 100, no line search, lr 0.1), with torch's convergence
+tolerances off and the loss summed rather than averaged over the frames' elements (with a mean-reduced loss near a
+warm start its first step, ``lr * gradient``, is below float32 resolution and the seeds never move); (3) DMPlug reports the
 best-PSNR iterate, which needs the ground truth: here the returned iterate is chosen by ES-WMV or is the last one,
 and the PSNR curve, when a reference is given, is only recorded as ``oracle_psnr``.
 """
@@ -385,9 +387,17 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr)
     else:
-        opt = torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=10, line_search_fn=None)
+        # tolerances 0: torch's defaults (1e-7 on the gradient) silently freeze the seeds when the loss is small
+        # (e.g. from a DDIM-inversion warm start); stopping is ES-WMV's and iters' job
+        opt = torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=10, line_search_fn=None,
+                                tolerance_grad=0.0, tolerance_change=0.0)
     es = ESWMV(cfg.es_window, cfg.es_patience) if cfg.early_stop else None
     autocast_dtype = AUTOCAST[cfg.autocast]
+    # L-BFGS is not scale-invariant in its first step (lr * g while |g|_1 < 1): on a mean-reduced loss near a good
+    # warm start that step is below float32 resolution and the seeds never move. It minimises the loss summed over
+    # the frames' elements instead (same minimiser, same curvature-scaled steps after the first); Adam is invariant.
+    with torch.no_grad():
+        objective_scale = float(math.prod(seeds().shape)) if cfg.optimizer == "lbfgs" else 1.0
 
     names = ["total", "data", *[t.name for t in problem.terms]]
     hist = torch.full((len(names), cfg.iters), float("nan"), device=device)  # (terms, iters) device loss log
@@ -418,9 +428,9 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
             total = data
             for term, v in zip(problem.terms, values, strict=True):
                 total = total + float(term.weight) * v
-            return [total, data, *values]
+            return [total * objective_scale, total, data, *values]
 
-        x, (total, data, *values) = backprop_through_r(z, reverse, losses, cfg.micro_batch)
+        x, (objective, total, data, *values) = backprop_through_r(z, reverse, losses, cfg.micro_batch)
 
         with torch.no_grad():
             hist[:, it] = torch.stack([total.detach().float(), data.detach(), *[v.detach().float().reshape(()) for v in values]])
@@ -440,7 +450,7 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
                 mse = ((xd.clamp(0, 1) - problem.reference) ** 2).mean(dim=(1, 2, 3))  # (T,) per frame
                 oracle[it] = (10.0 * torch.log10(1.0 / mse.clamp_min(1e-12))).mean()
         current["x"], current["z"] = xd, zd.clone()  # z is the parameter itself in independent mode
-        return total
+        return objective
 
     stopped_by, it = "max-iters", -1
     with tqdm(total=cfg.iters, desc=desc, disable=not progress, leave=False) as bar:
