@@ -312,9 +312,8 @@ def _solve_chunks(run: _Run, todo: list[Chunk], chunks: list[Chunk], store: Chun
         (frames, z, summary), used = run_with_oom_halving(attempt, size)
         if used < planned:
             fits = used
-            summary.setdefault("notes", []).append(
-                f"out of GPU memory at {planned} frames: restored as sub-chunks of at most {used} frames"
-            )
+            why = f"out of GPU memory at {size} frames" if used < size else "out of GPU memory in an earlier chunk"
+            summary.setdefault("notes", []).append(f"{why}: restored as sub-chunks of at most {used} frames")
         store.save(chunk.index, frames, z, summary)
         if i + 1 < len(todo):
             inputs.release(todo[i + 1].window_start)

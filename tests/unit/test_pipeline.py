@@ -196,7 +196,9 @@ def test_out_of_memory_halves_the_chunk_and_matches_the_smaller_plan(clip, tmp_p
     assert max(calls[1:]) <= 4
     assert [c["frames"] for c in res.chunks] == [[0, 8], [8, 14], [14, 20]]  # checkpoints keep the chunk plan
     assert all(len(c["sub_chunks"]) > 1 for c in res.chunks)
-    assert any("out of GPU memory at 8 frames" in note for note in res.report["notes"])
+    notes = res.report["notes"]
+    assert any(n.startswith("chunk 0: out of GPU memory at 8 frames: restored as sub-chunks of at most 4") for n in notes)
+    assert any(n.startswith("chunk 1: out of GPU memory in an earlier chunk") for n in notes)
     small = _cfg("chunk.size=4", "chunk.overlap=2", "solver.iters=3")
     direct = restore_video(clip, tmp_path / "small", small, simulate=True, keep_frames=True, progress=False,
                            models=_TinyModels(small, torch.device("cpu")))
