@@ -6,6 +6,7 @@ Nothing here decides anything about restoration; it only measures.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as _dt
 import gc
@@ -219,8 +220,11 @@ def load_bench_prior(name: str, device: torch.device, seed: int = 0) -> Diffusio
     ``tiny``: the bundled trained prior (``load_prior("tiny")``). ``tiny-random``: the same architecture
     (``vidplug.prior.train.build_unet`` with default ``TrainConfig``) with random weights, for speed and mechanics.
     ``adm-random``: ADM-256 (deepinv ``DiffUNet(large_model=True)``, the ImageNet model's shape) with random weights.
+    On the ``meta`` device the random-weight networks are built there directly (shapes only: no memory, no init).
     """
     torch.manual_seed(seed)  # the random-weight priors are initialised by torch's global generator
+    # the noise schedule stays a real tensor (DiffusionPrior reads it on the host); only the network goes to meta
+    network_device = device if device.type == "meta" else contextlib.nullcontext()
     if name == "tiny":
         from vidplug.prior import load_prior
 
@@ -229,13 +233,16 @@ def load_bench_prior(name: str, device: torch.device, seed: int = 0) -> Diffusio
         from vidplug.prior.diffusers_prior import prior_from_unet2d
         from vidplug.prior.train import TrainConfig, build_unet
 
-        return prior_from_unet2d(build_unet(TrainConfig()), linear_alphas_cumprod(1000), "tiny-random").to(device)
+        with network_device:
+            unet = build_unet(TrainConfig())
+        return prior_from_unet2d(unet, linear_alphas_cumprod(1000), "tiny-random").to(device)
     if name == "adm-random":
         from deepinv.models import DiffUNet
 
         from vidplug.prior.adm import ADM_MULTIPLE, ADMEps
 
-        net = ADMEps(DiffUNet(in_channels=3, out_channels=6, large_model=True, pretrained=None))
+        with network_device:
+            net = ADMEps(DiffUNet(in_channels=3, out_channels=6, large_model=True, pretrained=None))
         prior = DiffusionPrior(net, linear_alphas_cumprod(1000), name="adm-random", multiple=ADM_MULTIPLE,
                                native_size=256)
         return prior.freeze().to(device)
