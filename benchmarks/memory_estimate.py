@@ -36,6 +36,7 @@ from benchmarks.common import load_bench_prior
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
+from vidplug.solver.dmplug import backprop_through_r
 from vidplug.solver.memory import IterationMemory, chunk_size_for_memory
 from vidplug.solver.seeds import IndependentSeeds
 from vidplug.solver.terms import DataFidelity
@@ -210,8 +211,8 @@ class SolverStep:
         autocast_dtype: None (fp32) or e.g. ``torch.bfloat16`` (``SolverConfig.autocast``).
         checkpoint: recompute each DDIM step's activations in backward (``SolverConfig.checkpoint``).
         micro_batch: 0, or m: when m < T, R runs without grad m frames at a time, dLoss/dx is taken, then R is
-            recomputed with grad m frames at a time and back-propagated slice by slice (``solver.micro_batch``;
-            exact, since R maps each frame's seed to that frame alone).
+            recomputed with grad m frames at a time and back-propagated slice by slice (``solver.micro_batch``, run
+            by the solver's own ``backprop_through_r``).
     """
 
     def __init__(self, prior: DiffusionPrior, data: DataFidelity, z: Tensor, *, steps: int,
@@ -234,26 +235,25 @@ class SolverStep:
 
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
-        z = self.seeds()  # (T, C, H, W) seeds
-        frames, m = z.shape[0], self.micro_batch
-        slices = [slice(i, min(i + m, frames)) for i in range(0, frames, m)] if 0 < m < frames else None
+        after_loss = False
+
+        def reverse(z: Tensor, frames: slice, checkpoint: bool = self.checkpoint) -> Tensor:
+            if after_loss:  # R recomputed with grad, m frames at a time
+                self._phase("micro-batch backward")
+            if not torch.is_grad_enabled():
+                z = z.detach()  # a no-grad slice of the seeds leaf would still claim requires_grad (FlopCounterMode)
+            return self.reverse(z, checkpoint)
+
+        def losses(x: Tensor) -> list[Tensor]:
+            nonlocal after_loss
+            self._phase("backward")
+            after_loss = True
+            return [self.data(x, self.iteration)]
+
         self._phase("forward")
-        if slices:
-            with torch.no_grad():  # R over all frames without a graph, m frames at a time
-                x = torch.cat([self.reverse(z.detach()[sl], False) for sl in slices])
-            x.requires_grad_()
-        else:
-            x = self.reverse(z, self.checkpoint)
-        self._phase("backward")
-        self.data(x, self.iteration).backward()
-        if slices:  # dL/dz: per-frame vector-Jacobian products of dL/dx, m frames of R's graph at a time
-            self._phase("micro-batch backward")
-            z_leaf = z.detach().requires_grad_()
-            for sl in slices:
-                self.reverse(z_leaf[sl], self.checkpoint).backward(x.grad[sl])
-            z.backward(z_leaf.grad)
+        x, _ = backprop_through_r(self.seeds(), reverse, losses, self.micro_batch)  # the solver's own passes
         self._phase("optimiser step")
-        self.opt.step()
+        self.opt.step()  # x (T, C, H, W) is alive here, as the solver keeps it for its bookkeeping
         self.iteration += 1
 
     def prime(self) -> None:
