@@ -2,7 +2,8 @@
 # Issue 7's GPU measurements in a few calls of the device tool, each well under its 10-minute limit:
 #
 #   bash benchmarks/gpu_wheels.sh                       # here, once: wheels the device image lacks -> .whl/
-#   device run (carry .whl):  bash benchmarks/gpu_suite.sh memory eager
+#   device run (carry .whl):  bash benchmarks/gpu_suite.sh memory
+#   device run (carry .whl):  bash benchmarks/gpu_suite.sh eager
 #   device run (carry .whl):  bash benchmarks/gpu_suite.sh fast compile
 #   device run (carry .whl):  bash benchmarks/gpu_suite.sh tiny
 #
@@ -26,9 +27,11 @@ MD="$OUT/suite.md"
 if [ -n "${SUITE_SMOKE:-}" ]; then  # toy sizes: the random tiny prior, 32x64, one timed iteration
     ADM=(--prior tiny-random --size 32x64 --iters 1 --warmup 1); BIG=4; MB=2
     TINY=(--size 32x64 --chunks 1,2 --steps 3 --iters 1 --warmup 1); CONV=(--frames 2 --size 32x64 --iters 3)
+    MEM=(--prior tiny-random --size 32x64 --chunks 1,2,4 --flop-steps 3 --validate-size 32x64 --validate-frames 2)
 else
     ADM=(--prior adm-random --size 256x256 --iters 5 --warmup 2); BIG=16; MB=4
     TINY=(--size 128x256 --chunks 1,8,32 --steps 2,3,4 --iters 5); CONV=(--frames 8 --iters 300)
+    MEM=()
 fi
 { command -v nvidia-smi >/dev/null && nvidia-smi; git log -1 --format='commit %h %s' 2>/dev/null; } >>"$LOG" 2>&1
 
@@ -46,7 +49,7 @@ bench() {  # bench NAME MODULE ARGS...: one benchmark, its JSON in $OUT/NAME/, i
 for part in "${@:-eager}"; do
     case "$part" in
     memory)  # FLOPs per forward and activation memory of ADM-256 (meta device), predicted chunk sizes
-        bench memory bench_memory ;;
+        bench memory bench_memory "${MEM[@]}" ;;
     eager)  # fp32 vs bf16 eager, MFU, at 1 and 4 frames; the big chunk with checkpointing / micro-batching
         bench eager bench_solver "${ADM[@]}" --chunks 1,4 --dtypes fp32,bf16
         bench big bench_solver "${ADM[@]}" --chunks "$BIG" --dtypes fp32,bf16 --checkpoint both --micro-batch 0,"$MB" ;;

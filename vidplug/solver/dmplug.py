@@ -305,8 +305,9 @@ def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0) -> tupl
     """
     micro = 0 < micro_batch < z.shape[0]
     if micro:  # R without grad here; its backward runs m frames at a time below
-        with torch.no_grad():
-            x = torch.cat([reverse(z[sl], sl, checkpoint=False) for sl in _frame_slices(z.shape[0], micro_batch)])
+        with torch.no_grad():  # detached: a slice of a grad-requiring z would still claim requires_grad here
+            zd = z.detach()
+            x = torch.cat([reverse(zd[sl], sl, checkpoint=False) for sl in _frame_slices(z.shape[0], micro_batch)])
         x.requires_grad_()
     else:
         x = reverse(z, slice(None))
