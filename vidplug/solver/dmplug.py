@@ -13,9 +13,9 @@ never in the gradient path (DMPlug clamps before the loss, which zeroes gradient
 takes one iteration per outer step (``max_iter=1``, history 10) so iteration counts compare with Adam's (DMPlug used
 torch's defaults: up to 20 inner iterations, history 100, no line search, lr 0.1), with torch's convergence
 tolerances off and the loss summed rather than averaged over the frames' elements (with a mean-reduced loss near a
-warm start its first step, ``lr * gradient``, is below float32 resolution and the seeds never move); (3) DMPlug reports the
-best-PSNR iterate, which needs the ground truth: here the returned iterate is chosen by ES-WMV or is the last one,
-and the PSNR curve, when a reference is given, is only recorded as ``oracle_psnr``.
+warm start its first step, ``lr * gradient``, is below float32 resolution and the seeds never move); (3) DMPlug
+reports the best-PSNR iterate, which needs the ground truth: here the returned iterate is chosen by ES-WMV or is the
+last one, and the PSNR curve, when a reference is given, is only recorded as ``oracle_psnr``.
 """
 
 from __future__ import annotations
@@ -203,7 +203,8 @@ def solve(
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
     noise = [draw_seeds(shape, generator, device) for _ in timesteps] if config.eta > 0 else None
     problem = _Problem(
-        data=DataFidelity(y, operator), terms=terms, prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
+        data=DataFidelity(y, operator), terms=terms,
+        prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
         timesteps=timesteps, noise=noise, config=config,
         reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
@@ -283,11 +284,6 @@ def fast_prior(prior: DiffusionPrior, *, compile: bool = False, channels_last: b
             twin.memory_format = torch.channels_last
         twins[key] = twin
     return twins[key]
-
-
-def compiled_prior(prior: DiffusionPrior) -> DiffusionPrior:
-    """:func:`fast_prior` with ``compile=True``."""
-    return fast_prior(prior, compile=True)
 
 
 def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0) -> tuple[Tensor, list[Tensor]]:
