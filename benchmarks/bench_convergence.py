@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,9 @@ import torch
 
 from benchmarks.common import (
     BENCH_PRIORS,
+    add_report_args,
     append_results,
+    bench_main,
     env_line,
     environment,
     load_bench_prior,
@@ -91,6 +92,8 @@ def summarise(label: str, res, reference: torch.Tensor) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.frames < 1 or args.iters < 1:
+        raise VidplugError("--frames and --iters must be >= 1")
     device = resolve_device(args.device)
     env = environment(device)
     size = parse_size(args.size) if args.size else None
@@ -201,25 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the observation noise and the initial seeds")
     p.add_argument("--init", default="random", choices=["random", "inversion"],
                    help="initial seeds: random (DMPlug) or DDIM inversion of the bicubic estimate")
-    p.add_argument("--note", default=None, help="a line added under the table in RESULTS.md")
-    p.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", required=True, help="directory for bench_convergence.json and convergence.png")
+    add_report_args(p, "directory for bench_convergence.json and convergence.png")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    if args.frames < 1 or args.iters < 1:
-        print("bench_convergence: error: --frames and --iters must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        run(args)
-    except VidplugError as exc:
-        print(f"bench_convergence: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return bench_main("bench_convergence", build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,9 @@ from benchmarks.common import (
     AUTOCAST_OF,
     BENCH_PRIORS,
     PeakMemory,
+    add_report_args,
     append_results,
+    bench_main,
     count_flops,
     env_line,
     environment,
@@ -434,22 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate-size", default="64x128", help="HEIGHTxWIDTH of the CPU validation")
     p.add_argument("--validate-frames", type=int, default=4, help="frames of the CPU validation")
     p.add_argument("--no-validate", action="store_true", help="skip the CPU validation")
-    p.add_argument("--note", default=None, help="a line added under the tables in RESULTS.md")
-    p.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, help="directory for bench_memory.json")
+    add_report_args(p, "directory for bench_memory.json")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except VidplugError as exc:
-        print(f"bench_memory: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return bench_main("bench_memory", build_parser, run, argv)
 
 
 if __name__ == "__main__":

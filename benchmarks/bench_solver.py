@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from benchmarks.common import (
     BENCH_PRIORS,
     DTYPES,
     PeakMemory,
+    add_report_args,
     append_results,
+    bench_main,
     count_flops,
     env_line,
     environment,
@@ -219,22 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=5, help="timed iterations per configuration")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations before timing")
     p.add_argument("--compile-warmup", type=int, default=3, help="extra untimed iterations with --compile on")
-    p.add_argument("--note", default=None, help="a line added under the table in RESULTS.md")
-    p.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, help="directory for bench_solver.json")
+    add_report_args(p, "directory for bench_solver.json")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except VidplugError as exc:
-        print(f"bench_solver: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return bench_main("bench_solver", build_parser, run, argv)
 
 
 if __name__ == "__main__":

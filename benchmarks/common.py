@@ -6,13 +6,16 @@ Nothing here decides anything about restoration; it only measures.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import datetime as _dt
 import gc
+import logging
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -311,3 +314,24 @@ def append_results(section: str, path: Path = RESULTS_MD) -> None:
 
 def mib(n: int | None) -> float | None:
     return None if n is None else n / 2**20
+
+
+def add_report_args(p: argparse.ArgumentParser, out_help: str) -> None:
+    """The options every benchmark shares: --note, --no-append, --quiet and --out (``out_help`` says what goes there)."""
+    p.add_argument("--note", default=None, help="a line added under the table(s) in RESULTS.md")
+    p.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, help=out_help)
+
+
+def bench_main(name: str, build_parser: Callable[[], argparse.ArgumentParser], run: Callable[[Any], Any],
+               argv: list[str] | None) -> int:
+    """Parse ``argv``, run the benchmark; a :class:`VidplugError` becomes one line on stderr and its exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except VidplugError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
