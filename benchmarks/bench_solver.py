@@ -51,8 +51,8 @@ from vidplug.errors import VidplugError
 from vidplug.io.atomic import atomic_write_json
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior
-from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.dmplug import AUTOCAST, SolverConfig, backprop_through_r, fast_prior
+from vidplug.prior.ddim import ddim_timesteps
+from vidplug.solver.dmplug import AUTOCAST, SolverConfig, backprop_through_r, fast_prior, reverse_fn
 from vidplug.solver.seeds import make_seeds
 from vidplug.solver.terms import DataFidelity
 
@@ -84,22 +84,16 @@ class SolverIteration:
         self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
         self.prior = fast_prior(prior, compile=compile, channels_last=channels_last)
         self.micro_batch = micro_batch
-        self.timesteps = ddim_timesteps(steps, prior.num_train_timesteps)
-        self.checkpoint = checkpoint
-        self.autocast = AUTOCAST[AUTOCAST_OF[dtype]]
+        self.reverse = reverse_fn(self.prior, ddim_timesteps(steps, prior.num_train_timesteps), checkpoint=checkpoint,
+                                  autocast_dtype=AUTOCAST[AUTOCAST_OF[dtype]])
         self.iteration = 0
 
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
         z = self.seeds()  # (T, C, H, W) seeds
-        backprop_through_r(z, self._reverse, lambda x: [self.data(x, self.iteration)], self.micro_batch)
+        backprop_through_r(z, self.reverse, lambda x: [self.data(x, self.iteration)], self.micro_batch)
         self.opt.step()
         self.iteration += 1
-
-    def _reverse(self, z: torch.Tensor, frames: slice, checkpoint: bool | None = None) -> torch.Tensor:
-        checkpoint = self.checkpoint if checkpoint is None else checkpoint
-        return reverse_to_unit(z, self.prior, self.timesteps, checkpoint=checkpoint,
-                               autocast_dtype=self.autocast).float()  # (T, C, H, W) frames
 
 
 def model_flops(prior: DiffusionPrior, size: tuple[int, int], device: torch.device, steps: int) -> int:

@@ -36,7 +36,7 @@ from benchmarks.common import load_bench_prior
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.dmplug import backprop_through_r
+from vidplug.solver.dmplug import backprop_through_r, reverse_fn
 from vidplug.solver.memory import IterationMemory, chunk_size_for_memory
 from vidplug.solver.seeds import IndependentSeeds
 from vidplug.solver.terms import DataFidelity
@@ -220,8 +220,9 @@ class SolverStep:
         self.prior, self.data = prior, data
         self.seeds = IndependentSeeds(z)
         self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
-        self.timesteps = ddim_timesteps(steps, prior.num_train_timesteps)
-        self.autocast_dtype, self.checkpoint, self.micro_batch = autocast_dtype, checkpoint, micro_batch
+        self.reverse = reverse_fn(prior, ddim_timesteps(steps, prior.num_train_timesteps), checkpoint=checkpoint,
+                                  autocast_dtype=autocast_dtype)  # the solver's R: (n, C, H, W) frames
+        self.micro_batch = micro_batch
         self.iteration = 0
         self.tracker: LiveTensorBytes | None = None  # told which phase runs (see iteration_peak)
 
@@ -229,20 +230,14 @@ class SolverStep:
         if self.tracker is not None:
             self.tracker.phase(name)
 
-    def reverse(self, z: Tensor, checkpoint: bool) -> Tensor:
-        return reverse_to_unit(z, self.prior, self.timesteps, checkpoint=checkpoint,
-                               autocast_dtype=self.autocast_dtype).float()  # (n, C, H, W) frames
-
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
         after_loss = False
 
-        def reverse(z: Tensor, frames: slice, checkpoint: bool = self.checkpoint) -> Tensor:
+        def reverse(z: Tensor, frames: slice, **kwargs) -> Tensor:
             if after_loss:  # R recomputed with grad, m frames at a time
                 self._phase("micro-batch backward")
-            if not torch.is_grad_enabled():
-                z = z.detach()  # a no-grad slice of the seeds leaf would still claim requires_grad (FlopCounterMode)
-            return self.reverse(z, checkpoint)
+            return self.reverse(z, frames, **kwargs)
 
         def losses(x: Tensor) -> list[Tensor]:
             nonlocal after_loss

@@ -360,7 +360,7 @@ def _restore_pieces(run: _Run, chunk: Chunk, pieces: list[Chunk], anchors: Tenso
         y, reference, op = inputs.problem(piece.window_start, piece.window_stop)
         n_anchor = piece.start - piece.anchor_start
         piece_anchors = None
-        if n_anchor > 0 and (len(pieces) > 1 or not blend):
+        if n_anchor > 0 and known is not None:  # (a blend-seam chunk restored whole has no anchors)
             piece_anchors = known[piece.anchor_start - known_from : piece.start - known_from]
         restored, summary, z = solve_chunk(run.cfg, models, piece, y, op, piece_anchors, reference, progress)
         if not torch.isfinite(restored).all():
@@ -368,7 +368,8 @@ def _restore_pieces(run: _Run, chunk: Chunk, pieces: list[Chunk], anchors: Tenso
         lo = keep_from if piece is chunk else piece.start
         new = quantize(restored[piece.local(lo) : piece.local(piece.stop)])
         kept.append(new)
-        known = new if known is None else torch.cat([known, new])
+        if piece is not pieces[-1]:  # the next piece anchors to these
+            known = new if known is None else torch.cat([known, new])
         seeds.append(z if piece is chunk or z is None else z[piece.local(lo) : piece.local(piece.stop)])
         summaries.append(summary)
     if len(pieces) == 1:

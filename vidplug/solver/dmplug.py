@@ -286,12 +286,26 @@ def fast_prior(prior: DiffusionPrior, *, compile: bool = False, channels_last: b
     return twins[key]
 
 
+def reverse_fn(prior: DiffusionPrior, timesteps: Sequence[int], *, checkpoint: bool = False,
+               noise: Sequence[Tensor] | None = None, **kwargs):
+    """R as :func:`backprop_through_r` calls it: ``reverse(z_part, frames: slice, checkpoint=...)`` -> float32
+    frames of those seeds, with their slice of the per-step DDIM ``noise``; other keywords (``eta``, ``clamp``,
+    ``autocast_dtype``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`."""
+
+    def reverse(z: Tensor, frames: slice, checkpoint: bool = checkpoint) -> Tensor:
+        part = None if noise is None else [n[frames] for n in noise]
+        return reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, noise=part, **kwargs).float()
+
+    return reverse
+
+
 def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0) -> tuple[Tensor, list[Tensor]]:
     """``x = R(z)``, ``losses(x)`` (a list, the total first) and the total's gradient back into ``z``'s graph.
 
     Args:
         z: ``(T, C, H, W)`` seeds (a leaf, or computed from the seed parameters).
-        reverse: ``reverse(z_part, frames: slice, checkpoint=...)`` -> R of those frames' seeds, float32.
+        reverse: ``reverse(z_part, frames: slice, checkpoint=...)`` -> R of those frames' seeds, float32
+            (:func:`reverse_fn`).
         losses: maps ``x (T, C, H, W)`` to ``[total, ...]``; only ``total`` is differentiated.
         micro_batch: 0 = one backward pass over the chunk; ``0 < m < T`` = R without grad over the chunk, then
             re-run with grad ``m`` frames at a time (see :attr:`SolverConfig.micro_batch`).
@@ -405,13 +419,8 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
     last_finite: list = [None, None, torch.full((), -1, dtype=torch.long, device=device)]
     current: dict = {}
 
-    def reverse(z: Tensor, frames: slice, checkpoint: bool = cfg.checkpoint) -> Tensor:
-        """R over the seeds of ``frames`` (their DDIM noise too), float32 frames."""
-        noise = None if problem.noise is None else [n[frames] for n in problem.noise]
-        return reverse_to_unit(
-            z, problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=checkpoint,
-            autocast_dtype=autocast_dtype, noise=noise,
-        ).float()
+    reverse = reverse_fn(problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=cfg.checkpoint,
+                         autocast_dtype=autocast_dtype, noise=problem.noise)
 
     def evaluate(it: int) -> Tensor:
         """Forward R, the losses and backward at the current seeds; record this iterate (before the step)."""

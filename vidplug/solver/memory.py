@@ -21,8 +21,8 @@ import torch
 
 from vidplug.errors import VidplugError
 from vidplug.prior.base import DiffusionPrior
-from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.dmplug import AUTOCAST, backprop_through_r
+from vidplug.prior.ddim import ddim_timesteps
+from vidplug.solver.dmplug import AUTOCAST, backprop_through_r, reverse_fn
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,8 @@ def probe_iteration_memory(
     device = torch.device(device)
     if device.type != "cuda":
         raise VidplugError(f"the memory probe needs a CUDA device, got {device}")
-    timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps)
-    autocast_dtype = AUTOCAST[autocast]
-
-    def reverse(z, frames, checkpoint=checkpoint):
-        return reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, autocast_dtype=autocast_dtype).float()
+    reverse = reverse_fn(prior, ddim_timesteps(num_steps, prior.num_train_timesteps), checkpoint=checkpoint,
+                         autocast_dtype=AUTOCAST[autocast])
 
     sizes = (max(micro_batch, 1), 2 * max(micro_batch, 1))
     peaks = []
