@@ -31,6 +31,7 @@ class TaskConfig:
 @dataclass
 class PriorConfig:
     name: str = "tiny"  # tiny | adm-imagenet256 | adm-ffhq256 | hub id | local directory | .pt file
+    border_pad: int = 0  # pixels of reflection around each frame inside the network call (0 = the network's own)
 
 
 @dataclass
@@ -223,13 +224,22 @@ def load_config(
     base: RestoreConfig | None = None,
     flags: dict[str, Any] | None = None,
 ):
-    """Defaults <- YAML file (optional; may name a ``base:`` file relative to itself) <- ``flags`` (typed values by
-    dotted key, from command-line shortcuts) <- dotted ``key=value`` overrides."""
-    cfg = base or RestoreConfig()
-    if path is not None:
-        cfg = merge(cfg, _load_with_bases(Path(path)))
-    cfg = apply_overrides(cfg, flags or {})
-    return apply_overrides(cfg, overrides or [])
+    """Defaults <- the prior's recommended settings (``configs/priors/<prior>.yaml``) <- YAML file (optional; may
+    name a ``base:`` file relative to itself) <- ``flags`` (typed values by dotted key, from command-line shortcuts)
+    <- dotted ``key=value`` overrides. The prior is the one the finished config names."""
+    from vidplug.prior.settings import recommended_settings
+
+    data = _load_with_bases(Path(path)) if path is not None else {}
+
+    def build(start: RestoreConfig) -> RestoreConfig:
+        cfg = merge(start, data) if data else start
+        cfg = apply_overrides(cfg, flags or {})
+        return apply_overrides(cfg, overrides or [])
+
+    start = base or RestoreConfig()
+    cfg = build(start)
+    recommended = recommended_settings(cfg.prior.name)
+    return build(merge(start, recommended)) if recommended else cfg
 
 
 def _load_with_bases(path: Path, depth: int = 0) -> dict[str, Any]:

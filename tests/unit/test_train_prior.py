@@ -159,3 +159,28 @@ def test_bundled_tiny_prior_loads_offline_and_runs_on_odd_sizes():
     assert eps_odd.shape == (1, 3, 37, 70) and torch.isfinite(eps_odd).all()
     # a trained epsilon model recovers most of the noise when the input is almost pure noise
     assert torch.nn.functional.cosine_similarity(eps_noise.flatten(), x.flatten(), dim=0) > 0.5
+
+
+def test_init_from_starts_from_a_saved_prior_and_refuses_another_architecture(tmp_path):
+    data = _write_pngs(tmp_path / "data")
+    train_prior([data], tmp_path / "a", _tiny_config(steps=2), progress=False)
+    cont = train_prior([data], tmp_path / "b", _tiny_config(steps=0, init_from=str(tmp_path / "a")), progress=False)
+    assert cont.steps == 0
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["ema"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    for key in a:  # nothing trained yet: model and EMA are the saved prior's (EMA) weights
+        assert torch.equal(a[key], b["unet"][key]) and torch.equal(a[key], b["ema"][key]), key
+    assert "--init-from" in _command_for(tmp_path, data)
+    with pytest.raises(VidplugError, match="architecture"):
+        train_prior([data], tmp_path / "c", _tiny_config(channels=(8, 8), init_from=str(tmp_path / "a")),
+                    progress=False)
+    with pytest.raises(VidplugError, match="no UNet"):
+        train_prior([data], tmp_path / "d", _tiny_config(init_from=str(tmp_path / "data")), progress=False)
+
+
+def _command_for(tmp_path: Path, data: Path) -> str:
+    """The model-card command line of a CLI run with --init-from."""
+    main(["train-prior", str(data), "--out", str(tmp_path / "e"), "--size", "16", "--steps", "0", "--batch", "2",
+          "--channels", "8,16", "--norm-groups", "4", "--device", "cpu", "--init-from", str(tmp_path / "a"),
+          "--no-progress"])
+    return (tmp_path / "e" / "README.md").read_text()

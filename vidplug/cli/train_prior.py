@@ -20,7 +20,7 @@ def _channels(text: str) -> tuple[int, ...]:
 
 # options that change the trained weights, in the order the model card lists them
 _RECIPE_OPTIONS = ("size", "steps", "batch", "lr", "warmup", "seed", "ema_decay", "channels", "layers_per_block",
-                   "norm_groups", "scale_min", "scale_max", "frame_stride", "max_frames", "davis_split")
+                   "norm_groups", "scale_min", "scale_max", "frame_stride", "max_frames", "davis_split", "init_from")
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -63,6 +63,9 @@ def register(sub) -> None:
     p.add_argument("--frame-stride", type=int, default=d.frame_stride, help="use every N-th frame of videos/folders")
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="at most N frames per source")
     p.add_argument("--davis-split", default=d.davis_split, help="DAVIS split used for DAVIS roots (train|val|all)")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="start from the UNet weights of this prior folder (same architecture), e.g. to continue "
+                   "the bundled tiny prior")
     p.add_argument("--save-every", type=int, default=d.save_every, help="steps between checkpoints")
     p.add_argument("--sample-every", type=int, default=d.sample_every, help="steps between samples.png (0 = end only)")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         ema_decay=args.ema_decay, channels=args.channels, layers_per_block=args.layers_per_block,
         norm_groups=args.norm_groups, scale_min=args.scale_min, scale_max=args.scale_max,
         frame_stride=args.frame_stride, max_frames=args.max_frames, davis_split=args.davis_split,
-        save_every=args.save_every, sample_every=args.sample_every, device=args.device,
+        init_from=args.init_from, save_every=args.save_every, sample_every=args.sample_every, device=args.device,
     )
     command = _command_line(args)
     result = train_prior(args.data, args.out, config, resume=args.resume, command=command,

@@ -71,6 +71,7 @@ class TrainConfig:
     sample_every: int = 2000  # steps between samples.png updates (0 = only at the end)
     num_samples: int = 16  # images in samples.png
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    init_from: str | None = None  # start from these UNet weights (a prior folder with unet/, same architecture)
     sources: list[str] = field(default_factory=list)  # filled in by train_prior: the DATA paths
 
 
@@ -228,6 +229,27 @@ def _load_checkpoint(path: Path, config: TrainConfig, unet, ema, optimizer, gene
     return state
 
 
+def _load_init(path: str, unet: nn.Module, ema: nn.Module) -> None:
+    """Start model and EMA from the UNet weights saved under ``path`` (``path/unet`` or ``path`` itself).
+
+    Used to continue a prior whose training checkpoint is gone (the bundled ``tiny`` ships only its EMA weights):
+    the optimiser and the random streams restart, so the run is a fine-tune, recorded as such in the model card.
+    """
+    from diffusers import UNet2DModel
+
+    root = Path(path)
+    folder = root / "unet" if (root / "unet" / "config.json").is_file() else root
+    if not (folder / "config.json").is_file():
+        raise VidplugError(f"--init-from {path}: no UNet found (expected {root}/unet/config.json)")
+    loaded = UNet2DModel.from_pretrained(folder)
+    try:
+        unet.load_state_dict(loaded.state_dict())
+    except RuntimeError as exc:
+        raise VidplugError(f"--init-from {path} has another architecture; pass its --channels and "
+                           f"--layers-per-block ({str(exc).splitlines()[0]})") from None
+    ema.load_state_dict(unet.state_dict())
+
+
 def train_prior(
     data: list[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -275,6 +297,8 @@ def train_prior(
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)  # crops, noise, timesteps: all of it
     step, elapsed, losses, commands = 0, 0.0, [], []
+    if config.init_from and not resume:
+        _load_init(config.init_from, unet, ema)
     if resume:
         state = _load_checkpoint(ckpt_path, config, unet, ema, optimizer, generator)
         step, elapsed, losses = state["step"], state["elapsed"], list(state["losses"])

@@ -44,7 +44,10 @@ AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 STOP_REASONS = ("es-wmv", "max-iters", "diverged")
 
 
-INITS = ("random", "inversion")
+# random: DMPlug's seeds; inversion: DDIM-invert the initial estimate (warm start); inversion-offset: the same seeds
+# and x = R(z) + (x_init - R(z_init)), so the first iterate IS the initial estimate (the inversion's round-trip
+# error, ~26 dB with the tiny prior, is not paid) and the solve only adds what the prior's gradients change
+INITS = ("random", "inversion", "inversion-offset")
 
 @dataclass
 class SolverConfig:
@@ -67,11 +70,18 @@ class SolverConfig:
     log_every: int = 10  # iterations between host reads of the losses (progress bar, loss_history)
     compile: bool = False  # torch.compile the prior network: slow first iterations, faster steady state (GPU)
     channels_last: bool = False  # run the prior network in NHWC memory layout (faster convolutions on GPUs)
-    init: str = "random"  # seeds: random (DMPlug) | inversion (DDIM-invert the pseudo-inverse estimate: warm start)
+    init: str = "random"  # seeds: random (DMPlug) | inversion (DDIM-invert the initial estimate) | inversion-offset
+    init_refine_steps: int = 0  # CG steps of damped least squares (project_damping) refining the pseudo-inverse
+    # estimate the warm start inverts (SR: bicubic -> back-projection); 0 = the pseudo-inverse as it is
     # frames per backward pass through R; 0 = the whole chunk at once. R is per frame, so R(z) runs without grad
     # over the chunk, the losses give dL/dx, and R is re-run with grad m frames at a time: exact gradients, R's
     # activation memory of m frames instead of T, one extra forward per iteration
     micro_batch: int = 0
+    # measurement consistency: after the solve, `project_steps` conjugate-gradient steps on
+    # |A x - y|^2 + project_damping |x - x_solved|^2 (0 = off); a small damping is a projection onto {x : A x = y}
+    # kept within the noise level by the few steps, for operators with a cheap adjoint (SR, inpainting)
+    project_steps: int = 0
+    project_damping: float = 0.01
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,6 +114,10 @@ class SolverConfig:
             raise VidplugError(f"unknown solver.init '{self.init}'; use one of: {', '.join(INITS)}")
         if self.micro_batch < 0:
             raise VidplugError(f"solver.micro_batch must be >= 0 frames (0 = whole chunk), got {self.micro_batch}")
+        if self.init_refine_steps < 0:
+            raise VidplugError(f"solver.init_refine_steps must be >= 0, got {self.init_refine_steps}")
+        if self.project_steps < 0 or not self.project_damping > 0:
+            raise VidplugError("solver.project_steps must be >= 0 (0 = off) and solver.project_damping > 0")
         if self.seed_rank < 0:
             raise VidplugError(f"solver.seed_rank must be >= 0 (0 = full residual), got {self.seed_rank}")
         if not 0.0 <= self.seed_residual_scale <= 1.0:
@@ -164,6 +178,7 @@ def solve(
     progress: bool = True,
     desc: str = "dmplug",
     frame_shape: tuple[int, int, int, int] | None = None,
+    x_offset: Tensor | None = None,
 ) -> SolveResult:
     """Restore the frames behind observation ``y`` with DMPlug (all frames of the chunk jointly).
 
@@ -180,6 +195,7 @@ def solve(
         progress: show a tqdm bar.
         desc: the bar's label.
         frame_shape: ``(T, C, H, W)`` of ``x`` when the operator cannot tell.
+        x_offset: ``(T, C, H, W)`` added to ``R(z)`` (``solver.init=inversion-offset``): ``x = R(z) + x_offset``.
 
     Returns:
         :class:`SolveResult`. Raises :class:`VidplugError` if the loss diverges twice with nothing finite to return.
@@ -206,6 +222,7 @@ def solve(
         data=DataFidelity(y, operator), terms=terms,
         prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
         timesteps=timesteps, noise=noise, config=config,
+        offset=None if x_offset is None else x_offset.to(device=device, dtype=torch.float32),
         reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
 
@@ -283,18 +300,21 @@ def fast_prior(prior: DiffusionPrior, *, compile: bool = False, channels_last: b
         if channels_last:
             twin.memory_format = torch.channels_last
         twins[key] = twin
+    twins[key].border_pad = prior.border_pad  # a setting of the run, not of the cached network
     return twins[key]
 
 
 def reverse_fn(prior: DiffusionPrior, timesteps: Sequence[int], *, checkpoint: bool = False,
-               noise: Sequence[Tensor] | None = None, **kwargs):
+               noise: Sequence[Tensor] | None = None, offset: Tensor | None = None, **kwargs):
     """R as :func:`backprop_through_r` calls it: ``reverse(z_part, frames: slice, checkpoint=...)`` -> float32
     frames of those seeds, with their slice of the per-step DDIM ``noise``; other keywords (``eta``, ``clamp``,
-    ``autocast_dtype``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`."""
+    ``autocast_dtype``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`; ``offset (T, C, H, W)`` is added to
+    the frames (``solver.init=inversion-offset``)."""
 
     def reverse(z: Tensor, frames: slice, checkpoint: bool = checkpoint) -> Tensor:
         part = None if noise is None else [n[frames] for n in noise]
-        return reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, noise=part, **kwargs).float()
+        x = reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, noise=part, **kwargs).float()
+        return x if offset is None else x + offset[frames]
 
     return reverse
 
@@ -358,6 +378,7 @@ class _Problem:
     timesteps: list[int]
     noise: list[Tensor] | None
     config: SolverConfig
+    offset: Tensor | None
     reference: Tensor | None
 
 
@@ -420,7 +441,7 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
     current: dict = {}
 
     reverse = reverse_fn(problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=cfg.checkpoint,
-                         autocast_dtype=autocast_dtype, noise=problem.noise)
+                         autocast_dtype=autocast_dtype, noise=problem.noise, offset=problem.offset)
 
     def evaluate(it: int) -> Tensor:
         """Forward R, the losses and backward at the current seeds; record this iterate (before the step)."""

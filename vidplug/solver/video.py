@@ -33,8 +33,30 @@ class CroppedOperator(torch.nn.Module):
     def A(self, x: Tensor) -> Tensor:  # noqa: N802 (operator notation)
         return self.op.A(x)[self.lo : self.hi]
 
+    def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
+        """Adjoint of :meth:`A`: the observed frames' adjoint, zero for the unobserved ones ``(T, C, H, W)``."""
+        full = y.new_zeros(self.op.output_shape())
+        full[self.lo : self.hi] = y
+        return self.op.A_adjoint(full)
+
     def A_dagger(self, y: Tensor) -> Tensor:  # noqa: N802
         return self.op.A_dagger(y)
+
+
+def project(data_op: CroppedOperator, y: Tensor, x: Tensor, steps: int, damping: float) -> Tensor:
+    """Measurement consistency: ``steps`` conjugate-gradient steps on ``|A x' - y|^2 + damping |x' - x|^2`` from
+    ``x`` (``(T, C, H, W)`` in [0, 1]); returns ``x'`` clamped to [0, 1]. A linear operator is required."""
+    from vidplug.physics.base import VideoOperator
+
+    with torch.no_grad():
+        out = VideoOperator.least_squares(data_op, y, x, steps, damping)  # A and A_adjoint are all it uses
+    return out.clamp(0.0, 1.0)
+
+
+def _psnr(x: Tensor, ref: Tensor) -> float:
+    """Mean frame PSNR in dB of ``x`` against ``ref`` (both ``(T, C, H, W)`` in [0, 1])."""
+    mse = ((x - ref) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+    return float((10.0 * torch.log10(1.0 / mse)).mean())
 
 
 def _extra_terms(cfg: RestoreConfig, models: Models, chunk: Chunk, init: Tensor, anchors: Tensor | None) -> list:
@@ -55,6 +77,25 @@ def _extra_terms(cfg: RestoreConfig, models: Models, chunk: Chunk, init: Tensor,
         idx = list(range(chunk.local(chunk.anchor_start), chunk.local(chunk.start)))
         terms.append(AnchorConsistency(anchors, idx, weight=cons.anchor_weight))
     return terms
+
+
+def _warm_start(cfg: RestoreConfig, models: Models, init: Tensor, chunk: Chunk) -> tuple[Tensor, Tensor | None]:
+    """Initial seeds ``(T, C, H, W)`` for the window and the offset added to ``R(z)`` (None unless
+    ``solver.init=inversion-offset``, where ``x = R(z) + init - R(z0)`` starts exactly at ``init``)."""
+    if cfg.solver.init == "random":
+        c, h, w = init.shape[1:]
+        z0 = initial_seeds((c, h, w), range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
+        return z0, None
+    from vidplug.prior.base import to_unit_range
+    from vidplug.prior.ddim import ddim_invert, ddim_reverse, ddim_timesteps
+
+    ts = ddim_timesteps(cfg.solver.num_steps, models.prior.num_train_timesteps, cfg.solver.spacing)
+    z0 = ddim_invert(to_model_range(init), models.prior, ts)  # seeds whose reverse process lands near init
+    if cfg.solver.init != "inversion-offset":
+        return z0, None
+    with torch.no_grad():
+        start = to_unit_range(ddim_reverse(z0, models.prior, ts, clamp=cfg.solver.clamp)).float()
+    return z0, init - start
 
 
 def restore_chunk(
@@ -86,15 +127,11 @@ def restore_chunk(
 
     lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
     data_op = CroppedOperator(op, lo, hi)
+    models.prior.border_pad = cfg.prior.border_pad  # (shared models: each run's own setting)
+    if cfg.solver.init_refine_steps > 0 and getattr(op, "linear", False):
+        init = project(data_op, y[lo:hi], init, cfg.solver.init_refine_steps, cfg.solver.project_damping)
     terms = _extra_terms(cfg, models, chunk, init, anchors)
-    c, h, w = init.shape[1:]
-    if cfg.solver.init == "inversion":  # warm start: seeds whose reverse process lands near the initial estimate
-        from vidplug.prior.ddim import ddim_invert, ddim_timesteps
-
-        ts = ddim_timesteps(cfg.solver.num_steps, models.prior.num_train_timesteps, cfg.solver.spacing)
-        z0 = ddim_invert(to_model_range(init), models.prior, ts)
-    else:
-        z0 = initial_seeds((c, h, w), range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
+    z0, offset = _warm_start(cfg, models, init, chunk)
     result = solve(
         y[lo:hi],
         data_op,
@@ -105,5 +142,12 @@ def restore_chunk(
         reference=reference,
         progress=progress,
         desc=f"chunk {chunk.index}",
+        x_offset=offset,
     )
-    return result.frames, result.to_dict(), result.z
+    frames, summary = result.frames, result.to_dict()
+    if cfg.solver.project_steps > 0 and getattr(op, "linear", False):
+        frames = project(data_op, y[lo:hi], frames, cfg.solver.project_steps, cfg.solver.project_damping)
+        if reference is not None:  # ORACLE: reported next to the projected result, never used for a decision
+            summary["oracle_psnr_unprojected"] = _psnr(result.frames, reference)
+            summary["oracle_psnr_projected"] = _psnr(frames, reference)
+    return frames, summary, result.z

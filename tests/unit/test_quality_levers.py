@@ -1,0 +1,141 @@
+"""Issue 18's levers on tiny synthetic data: border reflection inside the prior's network call, the measurement
+projection, the inversion-offset warm start, the classical baselines and each prior's recommended settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import save_tiny_prior
+from vidplug.config import load_config
+from vidplug.errors import VidplugError
+from vidplug.evaluation.classical import task_baselines, telea_inpaint
+from vidplug.physics import build_operator
+from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
+from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
+from vidplug.prior.settings import PRIOR_SETTINGS, recommended_settings, settings_dir
+from vidplug.solver.dmplug import SolverConfig, reverse_fn
+from vidplug.solver.video import CroppedOperator, project
+
+
+class ZeroPadBox(torch.nn.Module):
+    """A 3x3 box filter with zero padding: what a UNet's zero padding does at a frame border, in one layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x, t):
+        self.shapes.append(tuple(x.shape))
+        return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True)
+
+
+def test_border_pad_reflects_inside_the_network_call_and_crops_back():
+    net = ZeroPadBox()
+    prior = DiffusionPrior(net, linear_alphas_cumprod(1000), "box", multiple=8)
+    x = torch.ones(2, 3, 12, 20)
+    plain = prior.eps(x, 5)
+    assert plain.shape == x.shape
+    assert plain[0, 0, 0, 0] == pytest.approx(4 / 9)  # the zero padding darkens the corner
+    prior.border_pad = 4
+    padded = prior.eps(x, 5)
+    assert padded.shape == x.shape and net.shapes[-1][2] % 8 == 0 and net.shapes[-1][3] % 8 == 0
+    assert net.shapes[-1][2] >= 12 + 8 and net.shapes[-1][3] >= 20 + 8
+    assert torch.allclose(padded, torch.ones_like(padded))  # the border sees reflected pixels, not zeros
+    ramp = torch.arange(12.0).view(1, 1, 12, 1).expand(1, 3, 12, 20).contiguous()
+    assert torch.allclose(prior.eps(ramp, 5)[..., 1:-1, :], ramp[..., 1:-1, :], atol=1e-5)  # interior unchanged
+
+
+def test_projection_makes_sr_and_inpainting_restorations_consistent_with_the_measurement():
+    g = torch.Generator().manual_seed(0)
+    truth = 0.2 + 0.6 * torch.rand(2, 3, 16, 16, generator=g)  # inside [0, 1]: the final clamp does not bite
+    for task, opts in (("sr4", {}), ("inpaint", {"ratio": 0.5})):
+        op = build_operator(task, 2, (16, 16), noise_sigma=0.0, **opts)
+        y = op.A(truth)
+        guess = (truth + 0.1 * torch.randn(truth.shape, generator=g)).clamp(0, 1)
+        data_op = CroppedOperator(op, 0, 2)
+        out = project(data_op, y, guess, steps=30, damping=1e-3)
+        before, after = (op.A(guess) - y).norm(), (op.A(out) - y).norm()
+        assert after < 0.1 * before, task
+        assert (out - truth).norm() < (guess - truth).norm(), task  # consistency removes part of the error
+        assert out.min() >= 0 and out.max() <= 1
+
+
+def test_cropped_operator_adjoint_is_exact():
+    op = build_operator("temporal", 5, (8, 8), noise_sigma=0.0, k=3)
+    data_op = CroppedOperator(op, 1, 4)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(5, 3, 8, 8, generator=g, dtype=torch.float32), torch.rand(3, 3, 8, 8, generator=g)
+    assert float((data_op.A(x) * y).sum()) == pytest.approx(float((x * data_op.A_adjoint(y)).sum()), rel=1e-5)
+
+
+def test_inversion_offset_starts_exactly_at_the_initial_estimate(tiny_prior):
+    from vidplug.solver.chunks import plan_chunks
+    from vidplug.solver.video import _warm_start
+
+    cfg = load_config(None, ["prior.name=/nonexistent", "solver.init=inversion-offset", "solver.num_steps=2"])
+    init = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    chunk = plan_chunks(2, 2, 0, 0)[0]
+
+    class M:
+        prior = tiny_prior
+
+    z0, offset = _warm_start(cfg, M, init, chunk)
+    ts = ddim_timesteps(2, 1000, "leading")
+    start = reverse_fn(tiny_prior, ts, offset=offset)(z0, slice(None))
+    assert torch.allclose(start, init, atol=1e-5)
+    assert not torch.allclose(reverse_to_unit(z0, tiny_prior, ts), init, atol=1e-3)  # the round trip alone is not
+    cfg.solver.init = "inversion"
+    assert _warm_start(cfg, M, init, chunk)[1] is None
+
+
+def test_solver_config_rejects_bad_projection_and_refinement():
+    with pytest.raises(VidplugError, match="project_steps"):
+        SolverConfig(project_steps=-1)
+    with pytest.raises(VidplugError, match="project_damping"):
+        SolverConfig(project_damping=0.0)
+    with pytest.raises(VidplugError, match="init_refine_steps"):
+        SolverConfig(init_refine_steps=-2)
+    with pytest.raises(VidplugError, match="inversion-offset"):
+        SolverConfig(init="nope")
+
+
+def test_telea_fills_holes_from_the_surroundings_and_keeps_observed_pixels():
+    y = torch.full((1, 3, 16, 16), 0.6)
+    mask = torch.ones(1, 1, 16, 16)
+    mask[..., 5:9, 5:9] = 0
+    out = telea_inpaint(y * mask, mask)
+    assert out.shape == y.shape
+    assert torch.allclose(out, y, atol=2 / 255)  # the hole (zeros in the observation) is filled with 0.6
+
+
+def test_task_baselines_cover_the_four_tasks():
+    assert list(task_baselines("sr4")) == ["bicubic", "least squares"]
+    assert list(task_baselines("inpaint")) == ["neighbour fill", "OpenCV Telea"]
+    for task in ("temporal", "temporal+deblur"):
+        assert "regularised least squares" in task_baselines(task)
+    with pytest.raises(VidplugError, match="no baselines"):
+        task_baselines("colorize")
+
+
+def test_prior_settings_files_mirror_the_code():
+    files = sorted(p.stem for p in settings_dir().glob("*.yaml"))
+    assert files == sorted(PRIOR_SETTINGS)
+    for name in files:
+        assert recommended_settings(name) == PRIOR_SETTINGS[name], name
+
+
+def test_restore_config_starts_from_the_priors_recommended_settings(tmp_path):
+    tiny = load_config(None, [], flags={"prior.name": "tiny"})
+    assert tiny.solver.init == PRIOR_SETTINGS["tiny"]["solver"]["init"]
+    assert tiny.solver.iters == PRIOR_SETTINGS["tiny"]["solver"]["iters"]
+    adm = load_config(None, [], flags={"prior.name": "adm-imagenet256"})
+    assert (adm.solver.init, adm.solver.iters, adm.solver.optimizer, adm.solver.lr) == ("random", 300, "adam", 0.01)
+    assert load_config(None, ["prior.name=tiny", "solver.iters=7"]).solver.iters == 7  # --set wins
+    path = save_tiny_prior(tmp_path / "p")
+    assert load_config(None, [f"prior.name={path}"]).solver.init == "random"  # no settings: the defaults
+    conf = tmp_path / "c.yaml"
+    conf.write_text("prior: {name: tiny}\nsolver: {iters: 11}\n")
+    assert load_config(conf).solver.iters == 11  # a config file wins too
+    assert load_config(conf).solver.init == PRIOR_SETTINGS["tiny"]["solver"]["init"]
