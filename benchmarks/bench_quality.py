@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import add_report_args, append_results, bench_main, env_line, environment, parse_size
-from vidplug.config import merge
-from vidplug.demo import demo_config
-from vidplug.evaluation.classical import TASK_SETTINGS, task_baselines
+from vidplug.config import load_config, merge
+from vidplug.config.bundled import bundled
 from vidplug.evaluation.report import Column, ranked_table
 from vidplug.io.atomic import atomic_write_json
+from vidplug.methods.classical import TASK_BASELINES
 from vidplug.models import Models
-from vidplug.pipeline import resolve_device, restore_video
+from vidplug.pipeline import restore_video
+from vidplug.runtime import resolve_device
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIPS = {"bikes": DATA / "videos" / "bikes.mp4", "bigbuckbunny": DATA / "videos" / "bigbuckbunny.mp4",
@@ -48,27 +49,31 @@ def goals(rows: dict[str, dict[str, Any]]) -> dict[str, bool]:
     }
 
 
-def methods(task: str) -> dict[str, tuple[dict[str, Any], Any]]:
-    """Table rows of ``task``: its baselines, per-frame DMPlug and the full method (config change, chunk solver)."""
-    rows = dict(task_baselines(task))
-    rows[PER_FRAME] = ({"consistency": {"semantic_weight": 0.0, "pixel_weight": 0.0}}, None)
-    rows[FULL] = ({}, None)
+def methods(task: str) -> dict[str, dict[str, Any]]:
+    """Table rows of ``task``: label -> config change (its baselines, per-frame DMPlug, the full method)."""
+    rows: dict[str, dict[str, Any]] = {label: {"method": m} for label, m in TASK_BASELINES[task].items()}
+    rows[PER_FRAME] = {"consistency": {"semantic_weight": 0.0, "pixel_weight": 0.0}}
+    rows[FULL] = {}
     return rows
+
+
+def task_config(task: str, prior: str, overrides: list[str]):
+    """``configs/tasks/<task>.yaml`` with ``prior`` (and its recommended settings) and the --set overrides."""
+    return load_config(bundled(f"tasks/{task}.yaml"), overrides, flags={"prior.name": prior})
 
 
 def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, models: dict) -> dict[str, Any]:
     """Every method of ``task`` on one clip: rows (method -> metrics, s/frame) and the full method's notes."""
-    cfg = demo_config([f"prior.name={args.prior}", *args.overrides])
-    cfg = merge(cfg, {"task": TASK_SETTINGS[task]})
+    cfg = task_config(task, args.prior, args.overrides)
     read = {"max_frames": args.frames, "size": args.size}
     rows, notes = {}, set()
-    for name, (change, solver) in methods(task).items():
+    for name, change in methods(task).items():
         run_cfg = merge(cfg, change)
         key = run_cfg.method
         if key not in models:
             models[key] = Models(run_cfg, resolve_device(run_cfg.device))
         res = restore_video(source, out_dir / f"{name.split()[0].lower()}.mp4", run_cfg, simulate=True, read=read,
-                            overwrite=True, models=models[key], progress=not args.quiet, chunk_solver=solver)
+                            overwrite=True, models=models[key], progress=not args.quiet)
         rep = res.report
         rows[name] = {**{k: rep["metrics"][k] for k in ("psnr", "ssim", "warping_error")},
                       "s_per_frame": rep["wall_time_s"] / rep["frames"]}
@@ -82,7 +87,7 @@ def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, m
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    cfg = demo_config([f"prior.name={args.prior}", *args.overrides])
+    cfg = task_config(args.tasks[0], args.prior, args.overrides)
     env = environment(resolve_device(cfg.device))
     results: dict[str, dict[str, Any]] = {}
     models: dict[str, Models] = {}
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"{clip} {task}: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}"
                                                      for k, v in out["goals"].items()), flush=True)
     summary = {"env": env, "settings": {"prior": args.prior, "frames": args.frames, "size": list(args.size),
-                                        "overrides": args.overrides, "solver": vars(cfg.solver) | {},
+                                        "overrides": args.overrides, "solver": dict(vars(cfg.solver)),
                                         "border_pad": cfg.prior.border_pad}, "results": results}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(args.out) / "bench_quality.json", summary)
@@ -142,7 +147,7 @@ def _names(known, text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--prior", default="tiny")
-    p.add_argument("--tasks", type=lambda t: _names(TASK_SETTINGS, t), default=list(TASK_SETTINGS))
+    p.add_argument("--tasks", type=lambda t: _names(TASK_BASELINES, t), default=list(TASK_BASELINES))
     p.add_argument("--clips", type=lambda t: _names(CLIPS, t), default=list(CLIPS),
                    help="clips from ../shared/data (absent ones are skipped)")
     p.add_argument("--frames", type=int, default=8)

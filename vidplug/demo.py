@@ -1,5 +1,5 @@
 """The main job on bundled defaults: restore the bundled sample clip (SR x4, simulated) with the bundled prior and
-compare bicubic, per-frame DMPlug and full vidplug (semantic + pixel consistency) in one short table."""
+compare bicubic, least squares, per-frame DMPlug and full vidplug (semantic + pixel consistency) in one short table."""
 
 from __future__ import annotations
 
@@ -7,23 +7,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from vidplug.config import RestoreConfig, load_config, merge
+from vidplug.config import RestoreConfig, load_config, load_table, merge
+from vidplug.config.bundled import bundled
 from vidplug.errors import VidplugError
 from vidplug.evaluation.report import ranked_table
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 
 SAMPLE_CLIP = "bikes_sample.mp4"
-
-
-
-def demo_methods(task: str = "sr4") -> dict[str, tuple[dict[str, Any], Any]]:
-    """Method name -> (config change on top of the demo config, chunk solver or None): the task's classical
-    baselines (:func:`vidplug.evaluation.classical.task_baselines`), per-frame DMPlug and the full method."""
-    from vidplug.evaluation.classical import task_baselines
-
-    return {**task_baselines(task),
-            "dmplug (per frame)": ({"consistency": {"semantic_weight": 0.0, "pixel_weight": 0.0}}, None),
-            "vidplug (full)": ({}, None)}
+DEMO_RUN = "demo/run.yaml"  # under configs/: the demo's settings (task, prior, chunking)
+DEMO_METHODS = "demo/methods.yaml"  # under configs/: the table's rows (label -> output, change)
 
 
 def sample_clip() -> Path:
@@ -33,20 +25,17 @@ def sample_clip() -> Path:
 
 DEMO_FRAMES = 4  # first frames of the clip
 DEMO_SIZE = (128, 128)  # (H, W) the clip is cropped and resized to: SR x4 observes 32 x 32
-# SR x4 (DMPlug's noise and DDIM setting) with the bundled prior and the full method (default consistency weights).
-# The solver settings are the prior's recommended ones (configs/priors/tiny.yaml), sized for about 3 minutes on
-# 2 CPU cores, where DMPlug's published setting runs hundreds of iterations from random seeds on a GPU.
-DEMO_SETTINGS: dict[str, Any] = {
-    "task": {"name": "sr4"},
-    "prior": {"name": "tiny"},
-    "chunk": {"size": 8, "overlap": 2},
-}
 
 
 def demo_config(overrides: list[str] | None = None) -> RestoreConfig:
-    """The demo's settings (:data:`DEMO_SETTINGS` on the defaults, under the prior's recommended settings) with
+    """The demo's settings (``configs/demo/run.yaml``, with the tiny prior's recommended solver settings) with
     optional dotted overrides."""
-    return load_config(None, overrides or [], base=merge(RestoreConfig(), DEMO_SETTINGS))
+    return load_config(bundled(DEMO_RUN), overrides or [])
+
+
+def demo_methods() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The demo's rows: label -> (output path without suffix, config change), from ``configs/demo/methods.yaml``."""
+    return load_table(bundled(DEMO_METHODS))
 
 
 def compare_methods(source: str | Path, out_dir: str | Path, cfg: RestoreConfig, read: dict[str, Any], *,
@@ -58,16 +47,17 @@ def compare_methods(source: str | Path, out_dir: str | Path, cfg: RestoreConfig,
     seconds), the reports, and the markdown table.
     """
     from vidplug.io import write_side_by_side
-    from vidplug.pipeline import Models, resolve_device, restore_video
+    from vidplug.models import Models
+    from vidplug.pipeline import restore_video
+    from vidplug.runtime import resolve_device
 
     out_dir = Path(out_dir)
     models = models or Models(cfg, resolve_device(cfg.device))  # prior, CLIP, flow built once for all methods
     rows, panels, reports = {}, [], {}
-    for i, (name, (change, solver)) in enumerate(demo_methods(cfg.task.name).items()):
-        slug = name.split()[0].lower()
-        target = out_dir / ("restored.mp4" if name.startswith("vidplug") else f"baselines/{slug}.mp4")
+    for i, (name, (path, change)) in enumerate(demo_methods().items()):
+        target = out_dir / f"{path}.mp4"
         res = restore_video(source, target, merge(cfg, change), simulate=True, read=read, overwrite=True,
-                            keep_frames=True, models=models, progress=progress, chunk_solver=solver,
+                            keep_frames=True, models=models, progress=progress,
                             report_path=target.with_suffix(".json"))
         reports[name] = res.report
         rows[name] = {**{k: res.report["metrics"][k] for k in ("psnr", "ssim", "lpips", "warping_error")},
@@ -83,7 +73,7 @@ def compare_methods(source: str | Path, out_dir: str | Path, cfg: RestoreConfig,
 
 def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | None = None,
              overrides: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the three methods on the sample clip; write restored.mp4, side_by_side.mp4, results.md/json in out_dir."""
+    """Run the demo's methods on the sample clip; write restored.mp4, side_by_side.mp4, results.md/json in out_dir."""
     out_dir = Path(out_dir)
     results_md = out_dir / "results.md"
     if results_md.exists() and not overwrite:
@@ -92,7 +82,7 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | 
     read = {"max_frames": max_frames or DEMO_FRAMES, "size": DEMO_SIZE}
     cmp = compare_methods(sample_clip(), out_dir, cfg, read, progress=progress)
     reports = cmp["reports"]
-    full = reports["vidplug (full)"]
+    full = reports[next(reversed(reports))]  # the last row is the full method
     text = (f"# vidplug demo: SR x4 on the bundled clip ({cmp['frames']} frames at {DEMO_SIZE[0]}x{DEMO_SIZE[1]}, "
             f"prior '{full['prior']}', device {cmp['device']})\n\n{cmp['table']}\n\n"
             f"Best **bold**, second underlined. Warping error: flow from '{full['metrics']['flow_model']}' on the "

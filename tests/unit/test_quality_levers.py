@@ -9,14 +9,16 @@ import torch.nn.functional as F
 
 from tests.conftest import save_tiny_prior
 from vidplug.config import load_config
+from vidplug.config.bundled import configs_dir, prior_defaults
 from vidplug.errors import VidplugError
-from vidplug.evaluation.classical import task_baselines, telea_inpaint
+from vidplug.methods import METHODS
+from vidplug.methods.classical import TASK_BASELINES, telea_inpaint
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.prior.settings import PRIOR_SETTINGS, recommended_settings, settings_dir
-from vidplug.solver.dmplug import SolverConfig, reverse_fn
-from vidplug.solver.video import CroppedOperator, project
+from vidplug.solver.chunk_problem import CroppedOperator, inversion_seeds, project, start_offset
+from vidplug.solver.config import SolverConfig
+from vidplug.solver.reverse import reverse_fn
 
 
 class ZeroPadBox(torch.nn.Module):
@@ -71,23 +73,13 @@ def test_cropped_operator_adjoint_is_exact():
 
 
 def test_inversion_offset_starts_exactly_at_the_initial_estimate(tiny_prior):
-    from vidplug.solver.chunks import plan_chunks
-    from vidplug.solver.video import _warm_start
-
-    cfg = load_config(None, ["prior.name=/nonexistent", "solver.init=inversion-offset", "solver.num_steps=2"])
     init = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
-    chunk = plan_chunks(2, 2, 0, 0)[0]
-
-    class M:
-        prior = tiny_prior
-
-    z0, offset = _warm_start(cfg, M, init, chunk)
+    z0 = inversion_seeds(init, tiny_prior, 2, "leading")
+    offset = start_offset(init, z0, tiny_prior, 2, "leading")
     ts = ddim_timesteps(2, 1000, "leading")
     start = reverse_fn(tiny_prior, ts, offset=offset)(z0, slice(None))
     assert torch.allclose(start, init, atol=1e-5)
     assert not torch.allclose(reverse_to_unit(z0, tiny_prior, ts), init, atol=1e-3)  # the round trip alone is not
-    cfg.solver.init = "inversion"
-    assert _warm_start(cfg, M, init, chunk)[1] is None
 
 
 def test_solver_config_rejects_bad_projection_and_refinement():
@@ -110,26 +102,38 @@ def test_telea_fills_holes_from_the_surroundings_and_keeps_observed_pixels():
     assert torch.allclose(out, y, atol=2 / 255)  # the hole (zeros in the observation) is filled with 0.6
 
 
-def test_task_baselines_cover_the_four_tasks():
-    assert list(task_baselines("sr4")) == ["bicubic", "least squares"]
-    assert list(task_baselines("inpaint")) == ["neighbour fill", "OpenCV Telea"]
+def test_task_baselines_are_registered_methods():
+    assert list(TASK_BASELINES["sr4"]) == ["bicubic", "least squares"]
+    assert list(TASK_BASELINES["inpaint"]) == ["neighbour fill", "OpenCV Telea"]
     for task in ("temporal", "temporal+deblur"):
-        assert "regularised least squares" in task_baselines(task)
-    with pytest.raises(VidplugError, match="no baselines"):
-        task_baselines("colorize")
+        assert "regularised least squares" in TASK_BASELINES[task]
+    assert all(m in METHODS for rows in TASK_BASELINES.values() for m in rows.values())
 
 
-def test_prior_settings_files_mirror_the_code():
-    files = sorted(p.stem for p in settings_dir().glob("*.yaml"))
-    assert files == sorted(PRIOR_SETTINGS)
-    for name in files:
-        assert recommended_settings(name) == PRIOR_SETTINGS[name], name
+def test_least_squares_and_telea_run_through_the_pipeline(tmp_path):
+    from tests.conftest import make_translating_video
+    from vidplug.io import write_video
+    from vidplug.pipeline import restore_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(3, 16, 16), clip, fps=8.0)
+    psnr = {}
+    for task, method in (("sr4", "bicubic"), ("sr4", "least-squares"), ("inpaint", "telea")):
+        cfg = load_config(None, [f"task.name={task}", f"method={method}"])
+        res = restore_video(clip, tmp_path / f"{task}-{method}.mp4", cfg, simulate=True, progress=False)
+        psnr[task, method] = res.report["metrics"]["psnr"]
+    assert psnr["sr4", "least-squares"] > psnr["sr4", "bicubic"]  # back-projection fits the measurement better
+    with pytest.raises(VidplugError, match="telea"):
+        restore_video(clip, tmp_path / "x.mp4", load_config(None, ["method=telea"]), simulate=True, progress=False)
 
 
 def test_restore_config_starts_from_the_priors_recommended_settings(tmp_path):
+    tiny_defaults = prior_defaults("tiny")
     tiny = load_config(None, [], flags={"prior.name": "tiny"})
-    assert tiny.solver.init == PRIOR_SETTINGS["tiny"]["solver"]["init"]
-    assert tiny.solver.iters == PRIOR_SETTINGS["tiny"]["solver"]["iters"]
+    assert tiny.solver.init == tiny_defaults["solver"]["init"] == "inversion-offset"
+    assert tiny.solver.iters == tiny_defaults["solver"]["iters"]
+    assert tiny.prior.border_pad == tiny_defaults["prior"]["border_pad"] > 0
+    assert (configs_dir() / "priors" / "tiny.yaml").is_file()
     adm = load_config(None, [], flags={"prior.name": "adm-imagenet256"})
     assert (adm.solver.init, adm.solver.iters, adm.solver.optimizer, adm.solver.lr) == ("random", 300, "adam", 0.01)
     assert load_config(None, ["prior.name=tiny", "solver.iters=7"]).solver.iters == 7  # --set wins
@@ -138,4 +142,5 @@ def test_restore_config_starts_from_the_priors_recommended_settings(tmp_path):
     conf = tmp_path / "c.yaml"
     conf.write_text("prior: {name: tiny}\nsolver: {iters: 11}\n")
     assert load_config(conf).solver.iters == 11  # a config file wins too
-    assert load_config(conf).solver.init == PRIOR_SETTINGS["tiny"]["solver"]["init"]
+    assert load_config(conf).solver.init == "inversion-offset"
+    assert adm.prior.border_pad == 0 and adm.solver.project_steps == 0

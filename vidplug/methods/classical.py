@@ -1,0 +1,76 @@
+"""Classical baselines a user compares a restoration with, as registered methods (``method:`` in a config), run
+through the same harness as the diffusion methods (same chunks, observations, 8-bit output and scoring):
+
+- ``least-squares``: damped conjugate gradient on ``|A x - y|^2 + damping |x - x_0|^2`` from the pseudo-inverse
+  estimate ``x_0`` (SR: iterative back-projection from bicubic; temporal and temporal+deblur: Tikhonov-regularised
+  least squares, i.e. spatial-domain Wiener deconvolution with a white signal model): 30 steps at damping 0.01,
+  chosen on the bikes clip (benchmarks/RESULTS.md: the best PSNR for SR x4 and the temporal tasks among
+  damping 0.001 / 0.01 / 0.05 / 0.2; more steps change nothing);
+- ``telea``: ``cv2.inpaint`` with Telea's fast marching method, per frame, for inpainting.
+
+The neighbour fill / bicubic baseline is ``method: bicubic`` (the operator's own ``A_dagger``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vidplug.errors import VidplugError
+from vidplug.methods.base import ChunkOutput
+from vidplug.solver.chunk_problem import CroppedOperator, project
+
+LS_STEPS, LS_DAMPING = 30, 0.01
+
+
+class LeastSquares:
+    """Restores a chunk as damped least squares on its observed frames, from ``A_dagger(y)`` (linear tasks)."""
+
+    name = "least-squares"
+    needs_prior = False
+    uses_consistency = False
+
+    def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
+        steps, damping = LS_STEPS, LS_DAMPING
+        lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
+        x = project(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), steps, damping)
+        return x, {"method": self.name, "steps": steps, "damping": damping}, None
+
+
+def telea_inpaint(y: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
+    """OpenCV's Telea inpainting of every frame: ``y (T, C, H, W)`` in [0, 1], ``mask (T, 1, H, W)`` with 1 =
+    observed -> ``(T, C, H, W)`` in [0, 1] (8-bit inside OpenCV, as ``cv2.inpaint`` requires)."""
+    import cv2
+
+    out = []
+    for frame, m in zip(y, mask, strict=True):
+        img = (frame.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)  # (H, W, C)
+        holes = (m[0].cpu().numpy() < 0.5).astype(np.uint8)  # (H, W), 1 = to fill
+        filled = cv2.inpaint(np.ascontiguousarray(img), holes, radius, cv2.INPAINT_TELEA)
+        out.append(torch.from_numpy(filled.astype(np.float32) / 255.0).permute(2, 0, 1))
+    return torch.stack(out).to(y)
+
+
+class Telea:
+    """Restores an inpainting chunk with :func:`telea_inpaint` and the window operator's masks."""
+
+    name = "telea"
+    needs_prior = False
+    uses_consistency = False
+
+    def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
+        mask = getattr(op, "mask", None)
+        if mask is None:
+            raise VidplugError(f"method telea is OpenCV inpainting; task {cfg.task.name!r} has no mask "
+                               "(use it with --task inpaint)")
+        return telea_inpaint(y, mask), {"method": self.name}, None
+
+
+# Task -> its classical baselines for the comparison tables: row label -> method name
+TASK_BASELINES: dict[str, dict[str, str]] = {
+    "sr4": {"bicubic": "bicubic", "least squares": "least-squares"},
+    "inpaint": {"neighbour fill": "bicubic", "OpenCV Telea": "telea"},
+    "temporal": {"observation": "bicubic", "regularised least squares": "least-squares"},
+    "temporal+deblur": {"observation": "bicubic", "regularised least squares": "least-squares"},
+}

@@ -1,0 +1,89 @@
+"""The ``dmplug`` method: DMPlug on a chunk window with the temporal-consistency terms the config turns on.
+
+This is the wiring between the run (its config and networks) and the solver: it builds the loss terms and initial
+seeds and passes them to :func:`vidplug.solver.solve`, which only sees components.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from vidplug.methods.base import ChunkOutput
+from vidplug.solver import solve
+from vidplug.solver.chunk_problem import (
+    CroppedOperator,
+    initial_seeds,
+    inversion_seeds,
+    project,
+    start_offset,
+)
+from vidplug.solver.chunks import Chunk
+
+
+def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor | None) -> list:
+    """Consistency terms for one chunk window: semantic (CLIP), pixel (flow warping), anchor (overlap frames).
+
+    Args:
+        cons: the run's ``ConsistencyConfig`` (weights, norms, refresh).
+        init (Tensor): ``(T, C, H, W)`` pseudo-inverse estimate; the first flows are estimated from it.
+    """
+    from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency
+    from vidplug.consistency.semantic import SemanticConsistency
+
+    terms = []
+    if models.clip is not None and chunk.window_len > 1 and cons.semantic_weight > 0:
+        terms.append(SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean))
+    if models.flow is not None and chunk.window_len > 1 and cons.pixel_weight > 0:
+        pixel = PixelConsistency(
+            models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every
+        )
+        pixel.set_flows_from(init)  # progressive refinement starts from the pseudo-inverse / bicubic estimate
+        terms.append(pixel)
+    if anchors is not None and len(anchors) and cons.anchor_weight > 0:
+        idx = list(range(chunk.local(chunk.anchor_start), chunk.local(chunk.start)))
+        terms.append(AnchorConsistency(anchors, idx, weight=cons.anchor_weight))
+    return terms
+
+
+class DMPlugMethod:
+    """DMPlug over the chunk window, the data term on its exactly observed frames, plus the consistency terms."""
+
+    name = "dmplug"
+    needs_prior = True
+    uses_consistency = True
+
+    def __call__(self, cfg, models, chunk: Chunk, y: Tensor, op, anchors: Tensor | None, reference: Tensor | None,
+                 progress: bool = True) -> ChunkOutput:
+        sv = cfg.solver
+        lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
+        data_op = CroppedOperator(op, lo, hi)
+        models.prior.border_pad = cfg.prior.border_pad  # models may be shared between runs: this run's setting
+        init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse estimate
+        if sv.init_refine_steps > 0 and op.linear:  # SR: bicubic -> back-projection
+            init = project(data_op, y[lo:hi], init, sv.init_refine_steps, sv.project_damping)
+        terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
+        offset = None
+        if sv.init in ("inversion", "inversion-offset"):  # warm start: seeds whose reverse process lands near init
+            z0 = inversion_seeds(init, models.prior, sv.num_steps, sv.spacing)
+            if sv.init == "inversion-offset":  # and x = R(z) + offset starts exactly at init
+                offset = start_offset(init, z0, models.prior, sv.num_steps, sv.spacing, clamp=sv.clamp)
+        else:
+            frames = range(chunk.window_start, chunk.window_stop)
+            z0 = initial_seeds(tuple(init.shape[1:]), frames, cfg.seed).to(init.device)
+        result = solve(y[lo:hi], data_op, models.prior, sv, extra_terms=terms, z_init=z0, reference=reference,
+                       progress=progress, desc=f"chunk {chunk.index}", x_offset=offset)
+        frames, summary = result.frames, result.to_dict()
+        if sv.project_steps > 0 and op.linear:
+            frames = project(data_op, y[lo:hi], frames, sv.project_steps, sv.project_damping)
+            if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
+                summary["oracle_psnr_unprojected"] = mean_psnr(result.frames, reference)
+                summary["oracle_psnr_projected"] = mean_psnr(frames, reference)
+        return frames, summary, result.z
+
+
+def mean_psnr(x: Tensor, ref: Tensor) -> float:
+    """Mean frame PSNR (dB) of ``x`` against ``ref``, both ``(T, C, H, W)`` in [0, 1]."""
+    import torch
+
+    mse = ((x - ref) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+    return float((10.0 * torch.log10(1.0 / mse)).mean())
