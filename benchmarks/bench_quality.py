@@ -21,6 +21,7 @@ from typing import Any
 from benchmarks.common import add_report_args, append_results, bench_main, env_line, environment, parse_size
 from vidplug.config import load_config, merge
 from vidplug.config.bundled import bundled
+from vidplug.errors import VidplugError
 from vidplug.evaluation.report import Column, ranked_table
 from vidplug.io.atomic import atomic_write_json
 from vidplug.methods.classical import TASK_BASELINES
@@ -29,8 +30,8 @@ from vidplug.pipeline import restore_video
 from vidplug.runtime import resolve_device
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CLIPS = {"bikes": DATA / "videos" / "bikes.mp4", "bigbuckbunny": DATA / "videos" / "bigbuckbunny.mp4",
-         "bmx-trees": DATA / "davis-sample" / "JPEGImages" / "480p" / "bmx-trees"}
+CLIPS = {"bikes": "videos/bikes.mp4", "bigbuckbunny": "videos/bigbuckbunny.mp4",  # under --data
+         "bmx-trees": "davis-sample/JPEGImages/480p/bmx-trees"}
 FULL, PER_FRAME = "vidplug (full)", "dmplug (per frame)"
 COLUMNS = (Column("psnr", "PSNR (dB)", ".2f", "max"), Column("ssim", "SSIM", ".4f", "max"),
            Column("warping_error", "WE (x1e-2)", ".4f", "min", 100.0), Column("s_per_frame", "s/frame", ".1f"))
@@ -91,11 +92,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = environment(resolve_device(cfg.device))
     results: dict[str, dict[str, Any]] = {}
     models: dict[str, Models] = {}
-    for clip in args.clips:
-        if not CLIPS[clip].exists():
-            continue
+    found = {clip: Path(args.data) / CLIPS[clip] for clip in args.clips if (Path(args.data) / CLIPS[clip]).exists()}
+    if not found:
+        raise VidplugError(f"none of the clips {', '.join(args.clips)} is under {args.data}; pass --data DIR")
+    for clip, path in found.items():
         for task in args.tasks:
-            out = run_task(CLIPS[clip], task, args, Path(args.out) / clip / task, models)
+            out = run_task(path, task, args, Path(args.out) / clip / task, models)
             results.setdefault(clip, {})[task] = out
             if not args.quiet:
                 print(f"{clip} {task}: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}"
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=lambda t: _names(TASK_BASELINES, t), default=list(TASK_BASELINES))
     p.add_argument("--clips", type=lambda t: _names(CLIPS, t), default=list(CLIPS),
                    help="clips from ../shared/data (absent ones are skipped)")
+    p.add_argument("--data", default=str(DATA), help="folder holding the clips (default: ../shared/data)")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=parse_size, default=(128, 128), help="HxW the clips are resized to")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

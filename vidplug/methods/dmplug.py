@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from vidplug.methods.base import ChunkOutput
+from vidplug.methods.classical import LS_DAMPING
 from vidplug.solver import solve
 from vidplug.solver.chunk_problem import (
     CroppedOperator,
@@ -59,8 +60,8 @@ class DMPlugMethod:
         data_op = CroppedOperator(op, lo, hi)
         models.prior.border_pad = cfg.prior.border_pad  # models may be shared between runs: this run's setting
         init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse estimate
-        if sv.init_refine_steps > 0 and op.linear:  # SR: bicubic -> back-projection
-            init = project(data_op, y[lo:hi], init, sv.init_refine_steps, sv.project_damping)
+        if sv.init_refine_steps > 0 and op.linear:  # the least-squares baseline's estimate (SR: back-projection)
+            init = project(data_op, y[lo:hi], init, sv.init_refine_steps, LS_DAMPING)
         terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
         offset = None
         if sv.init in ("inversion", "inversion-offset"):  # warm start: seeds whose reverse process lands near init

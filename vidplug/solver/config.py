@@ -46,8 +46,8 @@ class SolverConfig:
     compile: bool = False  # torch.compile the prior network: slow first iterations, faster steady state (GPU)
     channels_last: bool = False  # run the prior network in NHWC memory layout (faster convolutions on GPUs)
     init: Init = "random"  # seeds: random (DMPlug) | inversion (DDIM-invert the initial estimate) | inversion-offset
-    init_refine_steps: int = 0  # CG steps of damped least squares (project_damping) refining the pseudo-inverse
-    # estimate the warm start inverts (SR: bicubic -> back-projection); 0 = the pseudo-inverse as it is
+    init_refine_steps: int = 0  # CG steps of damped least squares (damping 0.01, the least-squares baseline's)
+    # refining the pseudo-inverse estimate the warm start inverts (SR: bicubic -> back-projection); 0 = as it is
     # frames per backward pass through R; 0 = the whole chunk at once. R is per frame, so R(z) runs without grad
     # over the chunk, the losses give dL/dx, and R is re-run with grad m frames at a time: exact gradients, R's
     # activation memory of m frames instead of T, one extra forward per iteration

@@ -1,0 +1,50 @@
+"""benchmarks/bench_quality.py end to end on a tiny synthetic clip: every task's rows, goals and the markdown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.bench_quality import FULL, PER_FRAME, goals, main
+from tests.conftest import make_translating_video, save_tiny_prior
+from vidplug.io import write_video
+
+
+def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "videos").mkdir(parents=True)
+    write_video(make_translating_video(3, 16, 16), data / "videos" / "bikes.mp4", fps=8.0)
+    prior = save_tiny_prior(tmp_path / "prior")
+    rc = main(["--prior", str(prior), "--data", str(data), "--clips", "bikes", "--tasks", "sr4,inpaint",
+               "--frames", "2", "--size", "16x16", "--set", "solver.iters=2", "--set", "consistency.flow_model=dis",
+               "--out", str(tmp_path / "out"), "--no-append", "--quiet"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "out" / "bench_quality.json").read_text())
+    rows = summary["results"]["bikes"]
+    assert list(rows["sr4"]["rows"]) == ["bicubic", "least squares", PER_FRAME, FULL]
+    assert list(rows["inpaint"]["rows"]) == ["neighbour fill", "OpenCV Telea", PER_FRAME, FULL]
+    for task in ("sr4", "inpaint"):
+        assert all(r["psnr"] > 5 and r["s_per_frame"] >= 0 for r in rows[task]["rows"].values())
+        assert len(rows[task]["goals"]) == 4
+    text = capsys.readouterr().out
+    assert "**bikes, sr4**" in text and "| method | PSNR (dB) | SSIM | WE (x1e-2) | s/frame |" in text
+    assert "Goals: full first on PSNR:" in text
+    assert main(["--prior", str(prior), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o2"),
+                 "--no-append"]) == 2
+
+
+def test_goals_are_met_only_when_the_full_method_wins():
+    rows = {"bicubic": {"psnr": 24.0, "ssim": 0.8, "warping_error": 1e-3, "s_per_frame": 0.1},
+            PER_FRAME: {"psnr": 23.0, "ssim": 0.7, "warping_error": 4e-3, "s_per_frame": 4.0},
+            FULL: {"psnr": 24.5, "ssim": 0.79, "warping_error": 2e-3, "s_per_frame": 6.0}}
+    got = goals(rows)
+    assert list(got.values()) == [True, False, True, False]
+    rows[FULL]["warping_error"] = 2.1e-3
+    assert goals(rows)["full WE <= half of per-frame DMPlug's"] is False
+
+
+@pytest.mark.parametrize("bad", ["sr5", "bikes,nope"])
+def test_bad_names_are_refused(bad, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--tasks" if bad == "sr5" else "--clips", bad, "--out", str(tmp_path)])
