@@ -144,3 +144,20 @@ def test_restore_config_starts_from_the_priors_recommended_settings(tmp_path):
     assert load_config(conf).solver.iters == 11  # a config file wins too
     assert load_config(conf).solver.init == "inversion-offset"
     assert adm.prior.border_pad == 0 and adm.solver.project_steps == 0
+
+
+def test_dmplug_with_every_lever_on_restores_and_reports_the_unprojected_oracle(tmp_path):
+    from tests.conftest import make_translating_video
+    from vidplug.io import write_video
+    from vidplug.pipeline import restore_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(3, 16, 16), clip, fps=8.0)
+    prior = save_tiny_prior(tmp_path / "prior")
+    sets = [f"prior.name={prior}", "prior.border_pad=4", "solver.iters=2", "solver.init=inversion-offset",
+            "solver.init_refine_steps=5", "solver.project_steps=5", "solver.project_damping=0.1",
+            "consistency.flow_model=dis"]
+    res = restore_video(clip, tmp_path / "r.mp4", load_config(None, sets), simulate=True, progress=False)
+    chunk = res.report["chunks"][0]
+    assert chunk["oracle_psnr_projected"] == pytest.approx(res.report["metrics"]["psnr"], abs=0.5)  # 8-bit output
+    assert chunk["oracle_psnr_unprojected"] > 5

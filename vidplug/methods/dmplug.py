@@ -77,14 +77,9 @@ class DMPlugMethod:
         if sv.project_steps > 0 and op.linear:
             frames = project(data_op, y[lo:hi], frames, sv.project_steps, sv.project_damping)
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
-                summary["oracle_psnr_unprojected"] = mean_psnr(result.frames, reference)
-                summary["oracle_psnr_projected"] = mean_psnr(frames, reference)
+                from vidplug.metrics.fidelity import psnr
+
+                summary["oracle_psnr_unprojected"] = psnr(result.frames, reference)[0]
+                summary["oracle_psnr_projected"] = psnr(frames, reference)[0]
         return frames, summary, result.z
 
-
-def mean_psnr(x: Tensor, ref: Tensor) -> float:
-    """Mean frame PSNR (dB) of ``x`` against ``ref``, both ``(T, C, H, W)`` in [0, 1]."""
-    import torch
-
-    mse = ((x - ref) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
-    return float((10.0 * torch.log10(1.0 / mse)).mean())
