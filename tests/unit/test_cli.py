@@ -113,6 +113,14 @@ def test_unknown_task(clip, tmp_path, capsys):
                    match="unknown task 'colourise'; known tasks: sr4, sr, inpaint")
 
 
+def test_degrade_task_options_are_typed(clip, tmp_path, capsys):
+    one_line_error(capsys, "degrade", clip, "--task", "sr", "--set", "factor=two", "--out", tmp_path / "o",
+                   match="config key 'task.options.factor' must be an integer, got 'two'")
+    one_line_error(capsys, "degrade", clip, "--task", "sr4", "--set", "factor=2", "--out", tmp_path / "o",
+                   match="unknown task.options.factor 2; use one of: 4")
+    assert not (tmp_path / "o").exists()
+
+
 def test_unknown_prior(clip, tmp_path, capsys):
     one_line_error(capsys, "restore", clip, "--simulate", "--prior", "no-such-prior", "--out", tmp_path / "o.mp4",
                    match="unknown prior 'no-such-prior'; use one of tiny, adm-imagenet256")

@@ -57,6 +57,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_eval_writes_every_output_and_resumes(davis_root, tmp_path, count_restores):
     cfg = _cfg("consistency.semantic_weight=0")
     out_dir = tmp_path / "eval"
@@ -105,6 +106,7 @@ def test_eval_writes_every_output_and_resumes(davis_root, tmp_path, count_restor
     assert count_restores[3:] == ["seq-a"] and not (out_dir / "sequences" / "seq-b").exists()
 
 
+@pytest.mark.slow
 def test_ablation_table_baselines_and_resume(davis_root, tmp_path, count_restores):
     full = _cfg("consistency.pixel_weight=2.0")
     out_dir = tmp_path / "ablate"

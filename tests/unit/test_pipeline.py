@@ -167,6 +167,7 @@ def _out_of_memory_above(frames: int, calls: list):
     return solve
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_chunk_and_matches_the_smaller_plan(clip, tmp_path, caplog):
     cfg = _cfg("chunk.size=8", "chunk.overlap=2", "solver.iters=3")
     models = tiny_models(cfg)
@@ -188,6 +189,7 @@ def test_out_of_memory_halves_the_chunk_and_matches_the_smaller_plan(clip, tmp_p
     assert torch.equal(res.frames, direct.frames)  # anchor seams line up: the same sub-problems, the same result
 
 
+@pytest.mark.slow
 def test_out_of_memory_with_blend_seams_and_at_one_frame(clip, tmp_path):
     cfg = _cfg("chunk.size=8", "chunk.overlap=2", "chunk.seam=blend", "solver.iters=2")
     models = tiny_models(cfg)
