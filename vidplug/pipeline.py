@@ -167,6 +167,7 @@ def restore_video(
     resume: bool = False,
     chunk_solver: Callable[..., tuple[Tensor, dict[str, Any], Tensor | None]] | None = None,
     use_distributed: bool = True,
+    html_report: str | Path | None = None,
 ) -> RestoreResult:
     """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
 
@@ -184,6 +185,8 @@ def restore_video(
             per-frame baseline from another library run through this same harness.
         use_distributed: under torchrun, share the chunks among the processes (``chunk.seam=blend``); callers
             that shard work themselves (DAVIS sequences) pass False.
+        html_report: also write this self-contained HTML page (videos a browser plays in ``<stem>_media/``
+            beside it, metrics, charts, provenance; see :mod:`vidplug.report_html`).
 
     Two passes: chunks are restored and checkpointed (in order for ``anchor`` seams; any order, by any process,
     for ``blend``), then rank 0 writes them in order and scores them. A killed run resumes from the checkpoints.
@@ -226,7 +229,12 @@ def restore_video(
         from vidplug.metrics.stream import StreamingScores
 
         scores = StreamingScores(models.metrics_flow())
-    sink = OutputSink(out, side_by_side, info.fps, overwrite, keep_frames, cfg.method)
+    media = None
+    if html_report is not None:
+        from vidplug.report_html import ReportMedia, media_dir_for
+
+        media = ReportMedia(media_dir_for(html_report), info.fps)
+    sink = OutputSink(out, side_by_side, info.fps, overwrite, keep_frames, cfg.method, media=media)
     chunk_reports = _assemble(run, chunks, store, sink, scores, computed)
     report = _report(cfg, source, out, simulate, device, n, info.fps, chunk_reports, models, scores,
                      time.time() - t_start)
@@ -234,6 +242,10 @@ def restore_video(
     atomic_write_text(cfg_path, dump_yaml(cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)
+    if html_report is not None:
+        from vidplug.report_html import write_restore_html
+
+        write_restore_html(html_report, report, sink.media_files)
     store.finish()
     kept = sink.kept()
     return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)
