@@ -151,3 +151,24 @@ def test_ablate_page_ranks_methods_and_opens_each_sequence(open_page, runs, serv
     _chart_click_seeks(page, 1)
     page.screenshot(path=str(tmp_path / "ablate_sequence.png"), full_page=True)
     assert problems.items == []
+
+
+def test_restore_page_seeks_behind_a_server_without_range_requests(open_page, runs):
+    """python -m http.server answers no Range requests; the page still seeks (it plays the videos from memory)."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(runs["restore"])))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page, problems = open_page(f"http://127.0.0.1:{server.server_address[1]}/report.html")
+        page.locator("#seek").fill("9")
+        _seeked_to(page, 9)
+        assert problems.items == []
+    finally:
+        server.shutdown()

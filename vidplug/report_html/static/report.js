@@ -46,6 +46,16 @@
   const player = { vids: [], frame: 0, playing: false, listeners: [] };
   if (D.videos.length && D.frames > 0) buildPlayer();
 
+  // Over HTTP the videos are fetched whole and played from memory: a server without range requests (python -m
+  // http.server) otherwise leaves them unseekable in Chromium (measured). file:// pages seek as they are.
+  function loadSource(video, src) {
+    if (!/^https?:$/.test(location.protocol)) { video.src = src; return; }
+    fetch(src)
+      .then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.blob(); })
+      .then((b) => { video.src = URL.createObjectURL(b); })
+      .catch(() => { video.src = src; });  // let the video element report the problem itself
+  }
+
   function buildPlayer() {
     const fps = D.fps, T = D.frames;
     const tOf = (i) => (i + 0.5) / fps;  // the middle of frame i: robust to rounding of timestamps
@@ -54,7 +64,8 @@
     const grid = el('div', { class: 'grid' });
     const sels = [];
     D.videos.forEach((v, i) => {
-      const video = el('video', { src: v.src, preload: 'auto', 'data-label': v.label });
+      const video = el('video', { preload: 'auto', 'data-label': v.label });
+      loadSource(video, v.src);
       video.muted = true; video.playsInline = true; video.loop = false;
       const sel = el('div', { class: 'sel' });
       const stage = el('div', { class: 'stage' }, video, sel);
@@ -63,7 +74,9 @@
       video.addEventListener('loadedmetadata', () => {
         // small videos are shown enlarged by an integer factor (pixelated), large ones at most 480 px wide
         const k = video.videoWidth < 240 ? Math.floor(240 / video.videoWidth) + 1 : 1;
-        video.style.width = Math.min(video.videoWidth * k, 480) + 'px';
+        const cssW = Math.min(video.videoWidth * k, 480);
+        video.style.width = cssW + 'px';
+        video.style.height = cssW * video.videoHeight / video.videoWidth + 'px';
         if (i === 0) initWipe(video);
       });
       video.addEventListener('seeked', () => redraw());
@@ -211,7 +224,9 @@
     function initWipe(video) {
       canvas.width = video.videoWidth; canvas.height = video.videoHeight;
       const k = video.videoWidth < 320 ? Math.floor(320 / video.videoWidth) + 1 : 1;
-      canvas.style.width = Math.min(video.videoWidth * k, 720) + 'px';
+      const cssW = Math.min(video.videoWidth * k, 720);
+      canvas.style.width = cssW + 'px';
+      canvas.style.height = cssW * video.videoHeight / video.videoWidth + 'px';
       if (!player.zoom) {  // a default zoom region: the centre quarter
         const w = Math.max(2, Math.round(video.videoWidth / 4)), h = Math.max(2, Math.round(video.videoHeight / 4));
         setZoom({ x: Math.round((video.videoWidth - w) / 2), y: Math.round((video.videoHeight - h) / 2), w, h });
