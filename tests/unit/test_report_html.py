@@ -153,3 +153,20 @@ def test_view_rejects_a_missing_folder_or_one_without_pages(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(VidplugError, match="holds no report page"):
         start_server(tmp_path, port=0)
+
+
+def test_eval_page_rows_link_every_sequence_page(davis_root, tmp_path):
+    from tests.unit.test_evaluation import READ, _cfg
+    from vidplug.evaluation import evaluate_davis
+
+    out = tmp_path / "eval"
+    res = evaluate_davis(davis_root, out, _cfg("method=bicubic"), read=READ, progress=False)
+    data = _page_data(out / "report.html")
+    rows = data["tables"][0]["rows"]
+    assert [r["label"] for r in rows] == [*res["sequences"], "mean"]
+    assert rows[0]["values"][0] == res["sequences"]["seq-a"]["metrics"]["psnr"]
+    for row in rows[:-1]:
+        seq_page = _page_data(out / row["href"])
+        assert len(seq_page["videos"]) == 3 and all((out / row["href"]).parent.joinpath(v["src"]).is_file()
+                                                    for v in seq_page["videos"])
+    assert rows[-1]["href"] is None and data["videos"] == []
