@@ -78,10 +78,11 @@ def solver_charts(runs: dict[str, dict[str, Any]], first_chunk_only: bool) -> li
                 loss.append(Series(name, hist))
             if c.get("oracle_psnr"):
                 oracle.append(Series(name, c["oracle_psnr"]))
-                if c.get("chosen_iteration") is not None and (len(runs) == 1 and len(chunks) == 1):
+                if c.get("chosen_iteration") is not None and len(runs) == 1:  # one run: mark every chunk
                     it, why = c["chosen_iteration"], c.get("stopped_by")
                     what = "ES-WMV stop" if why == "es-wmv" else "returned iterate"
-                    markers.append(Marker(it, f"{what} (iteration {it})"))
+                    where = f"chunk {i}: " if len(chunks) > 1 else ""
+                    markers.append(Marker(it, f"{where}{what} (iteration {it})"))
     charts = []
     if loss:
         charts.append(Chart("Solver loss" + (" (first chunk)" if first_chunk_only else ""), "iteration",
@@ -103,7 +104,8 @@ def provenance(report: dict[str, Any]) -> dict[str, str]:
         "frames": report.get("frames"), "fps": report.get("fps"),
         "wall time": None if report.get("wall_time_s") is None else f"{report['wall_time_s']:.1f} s",
         "processes": report.get("processes"),
-        "chosen iterations": report.get("chosen_iterations"),
+        "chosen iterations": report.get("chosen_iterations") if any(
+            i is not None for i in report.get("chosen_iterations") or []) else None,
         "versions": ", ".join(f"{k} {v}" for k, v in (report.get("versions") or {}).items() if v),
     }
     return {k: str(v) for k, v in items.items() if v not in (None, "", [])}

@@ -106,6 +106,8 @@
     playBtn.addEventListener('click', () => (player.playing ? pause() : play()));
     slider.addEventListener('input', () => seek(+slider.value));
     speed.addEventListener('change', () => player.vids.forEach((v) => { v.playbackRate = +speed.value; }));
+    // a clicked button keeps the focus, and space would then "click" it again after our handler: drop the focus
+    document.addEventListener('click', (e) => { if (e.target.tagName === 'BUTTON') e.target.blur(); });
     document.addEventListener('keydown', (e) => {
       if (e.target.tagName === 'SELECT' || (e.target.tagName === 'INPUT' && e.target.type !== 'range')) return;
       if (e.key === ' ') { e.preventDefault(); player.playing ? pause() : play(); }
@@ -277,14 +279,21 @@
     for (let v = Math.ceil(lo / stepv) * stepv; v <= hi + stepv * 1e-9; v += stepv) out.push(+v.toPrecision(12));
     return out;
   }
+  function logTicks(lo, hi) {  // lo, hi: log10 of the range; ticks at 1, 2, 5 x 10^k, else evenly in log space
+    const out = [];
+    for (let k = Math.floor(lo); k <= Math.ceil(hi); k++) {
+      for (const f of [1, 2, 5]) { const v = Math.log10(f) + k; if (v >= lo && v <= hi) out.push(v); }
+    }
+    return out.length >= 2 && out.length <= 12 ? out : niceTicks(lo, hi, 5);
+  }
   function fmt(v) {
     if (v == null) return 'n/a';
     const a = Math.abs(v);
-    return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : +v.toPrecision(5) + '';
+    return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3).replace(/\.?0+e/, 'e') : +v.toPrecision(5) + '';
   }
 
   function chart(c, idx) {
-    const W = 640, H = 260, m = { l: 62, r: 14, t: 26, b: 40 };
+    const W = 640, H = 260, m = { l: 70, r: 14, t: 26, b: 40 };
     const n = Math.max(0, ...c.series.map((s) => s.values.length));
     const ty = (v) => (c.logy ? (v > 0 ? Math.log10(v) : null) : v);
     const ys = c.series.flatMap((s) => s.values.map(ty)).filter((v) => v != null && isFinite(v));
@@ -297,9 +306,9 @@
     const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, 'data-chart': idx });
     root.append(Object.assign(svg('text', { x: m.l, y: 16, style: 'font-weight:600;fill:#1d2330;font-size:13px' }),
                               { textContent: c.title }));
-    for (const v of niceTicks(lo, hi, 5)) {
+    for (const v of c.logy ? logTicks(lo, hi) : niceTicks(lo, hi, 5)) {
       root.append(svg('line', { x1: m.l, x2: W - m.r, y1: Y(v), y2: Y(v), class: 'gridline' }));
-      const label = c.logy ? fmt(Math.pow(10, v)) : fmt(v);
+      const label = c.logy ? fmt(+Math.pow(10, v).toPrecision(3)) : fmt(v);
       root.append(Object.assign(svg('text', { x: m.l - 6, y: Y(v) + 4, 'text-anchor': 'end' }), { textContent: label }));
     }
     for (const v of niceTicks(0, Math.max(n - 1, 1), 8).filter((v) => Number.isInteger(v) && v < Math.max(n, 1))) {
@@ -333,7 +342,9 @@
     });
     for (const mk of c.markers) {
       root.append(svg('line', { x1: X(mk.x), x2: X(mk.x), y1: m.t, y2: H - m.b, class: 'marker' }));
-      root.append(Object.assign(svg('text', { x: X(mk.x) + 4, y: m.t + 10 }), { textContent: mk.label }));
+      const right = X(mk.x) > (m.l + W - m.r) / 2;  // label on the side with room
+      root.append(Object.assign(svg('text', { x: X(mk.x) + (right ? -4 : 4), y: m.t + 10,
+                                              'text-anchor': right ? 'end' : 'start' }), { textContent: mk.label }));
     }
     const cursor = svg('line', { x1: 0, x2: 0, y1: m.t, y2: H - m.b, class: 'cursor', visibility: 'hidden' });
     root.append(cursor);
