@@ -24,6 +24,11 @@
     return e;
   }
   const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
+  const colorMap = new Map();  // one colour per series label on every chart of the page
+  const colorOf = (label) => {
+    if (!colorMap.has(label)) colorMap.set(label, COLORS[colorMap.size % COLORS.length]);
+    return colorMap.get(label);
+  };
 
   // ---------------------------------------------------------------- header, links, warnings
   app.append(el('h1', { text: D.title }));
@@ -211,8 +216,10 @@
     const selA = el('select', { id: 'wipe-a' }, ...opts()), selB = el('select', { id: 'wipe-b' }, ...opts());
     const labels = D.videos.map((v) => v.label);
     const gt = labels.indexOf('ground truth');
-    selA.value = String(D.videos.length > 2 ? 1 : 0);
-    selB.value = String(gt >= 0 && gt !== +selA.value ? gt : (D.videos.length > 1 ? (+selA.value + 1) % D.videos.length : 0));
+    // default: the last method (the one a comparison page ends on) against the ground truth, else the observation
+    const last = gt > 0 ? gt - 1 : D.videos.length - 1;
+    selA.value = String(last);
+    selB.value = String(gt >= 0 && gt !== last ? gt : 0);
     const wipeRange = el('input', { id: 'wipe-split', type: 'range', min: 0, max: 1000, value: 500 });
     const canvas = el('canvas', { id: 'wipe-canvas', width: 2, height: 2 });
     const line = el('div', { class: 'wipe-line' });
@@ -329,12 +336,12 @@
         if (y == null || !isFinite(y)) { pen = false; return; }
         d += (pen ? 'L' : 'M') + X(x).toFixed(1) + ' ' + Y(y).toFixed(1) + ' '; pen = true;
       });
-      root.append(svg('path', { d, fill: 'none', stroke: COLORS[si % COLORS.length], 'stroke-width': 1.6 }));
+      root.append(svg('path', { d, fill: 'none', stroke: colorOf(s.label), 'stroke-width': 1.6 }));
       if (n <= 120) {
         s.values.forEach((v, x) => {
           const y = v == null ? null : ty(v);
           if (y != null && isFinite(y)) {
-            root.append(svg('circle', { cx: X(x), cy: Y(y), r: 2.4, fill: COLORS[si % COLORS.length],
+            root.append(svg('circle', { cx: X(x), cy: Y(y), r: 2.4, fill: colorOf(s.label),
                                         'data-x': x, 'data-series': si }));
           }
         });
@@ -376,7 +383,7 @@
       });
     }
     const legend = el('div', { class: 'legend' }, ...c.series.map((s, si) =>
-      el('span', {}, el('i', { style: `background:${COLORS[si % COLORS.length]}` }), s.label)));
+      el('span', {}, el('i', { style: `background:${colorOf(s.label)}` }), s.label)));
     box.append(legend);
     if (c.note) box.append(el('div', { class: 'note', text: c.note }));
     if (c.seek && player.seek) player.listeners.forEach((f) => f(player.frame));
