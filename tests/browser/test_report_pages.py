@@ -4,6 +4,7 @@ video on the same frame, the wipe and zoom show the videos' own pixels, charts s
 from __future__ import annotations
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.browser
 
@@ -52,6 +53,16 @@ def _markdown_marks(path) -> list[list[str]]:
     return [["b" if "**" in c else "u" if "<u>" in c else "" for c in cells] for cells in rows]
 
 
+def _shown_frame(page, video_file, i: int) -> int:
+    """Which frame of ``video_file`` (decoded here) the page's video ``i`` shows: the nearest along one row."""
+    from vidplug.io import read_video
+
+    frames = read_video(video_file).frames  # (T, 3, H, W) in [0, 1]
+    row = torch.tensor([page.evaluate(VIDEO_PIXEL, [i, x, 24])[:3] for x in range(0, frames.shape[-1], 3)])
+    ours = frames[:, :, 24, ::3].permute(0, 2, 1) * 255  # (T, W/3, 3)
+    return int((ours - row).abs().mean(dim=(1, 2)).argmin())
+
+
 def _close(a, b, tol=2) -> bool:
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
@@ -66,6 +77,7 @@ def test_restore_page(open_page, runs, served, tmp_path):
     # seek: the slider, the arrow keys and a chart point move every video to the same frame
     page.locator("#seek").fill("7")
     _seeked_to(page, 7)
+    assert _shown_frame(page, runs["restore"] / "report_media" / "ground_truth.mp4", 2) == 7  # the picture too
     page.keyboard.press("ArrowRight")
     _seeked_to(page, 8)
     assert "frame 8 / 11" in page.inner_text("#counter")

@@ -7,6 +7,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import av
 import numpy as np
@@ -32,6 +33,8 @@ from vidplug.report_html import (
     write_html_report,
 )
 from vidplug.report_html.server import start_server
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _stream(path):
@@ -170,3 +173,22 @@ def test_eval_page_rows_link_every_sequence_page(davis_root, tmp_path):
         assert len(seq_page["videos"]) == 3 and all((out / row["href"]).parent.joinpath(v["src"]).is_file()
                                                     for v in seq_page["videos"])
     assert rows[-1]["href"] is None and data["videos"] == []
+
+
+def test_view_command_prints_a_url_that_serves_the_page(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "report.html").write_text("<html>vidplug</html>")
+    proc = subprocess.Popen([sys.executable, "-m", "vidplug", "view", str(tmp_path), "--port", "0"],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+/report\.html)", line).group(1)
+        with urllib.request.urlopen(url) as r:
+            assert r.read() == b"<html>vidplug</html>"
+        assert "ssh -L" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -2,7 +2,7 @@
 
 A page is plain data (:class:`ReportPage`): videos by relative URL, charts as number series, tables as raw
 values with how to format and rank them, provenance as text, and every warning. The page's behaviour lives in
-``static/report.js`` and ``static/report.css`` (written for this project, no library), inlined into the file with
+``static/*.js`` and ``static/report.css`` (written for this project, no library), inlined into the file with
 the data as JSON, so the page needs no network and works from ``file://`` and from any static HTTP server.
 """
 
@@ -100,6 +100,10 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# The page's script, in parts run in this order inside one function scope (they share its names).
+SCRIPTS = ("base.js", "player.js", "charts.js", "tables.js")
+
+
 def _static(name: str) -> str:
     return (resources.files("vidplug.report_html") / "static" / name).read_text(encoding="utf-8")
 
@@ -117,7 +121,8 @@ def render_html(page: ReportPage) -> str:
         "<noscript>This report needs JavaScript; the numbers are also in the .json/.md beside it.</noscript>\n"
         "<div id=\"app\"></div>\n"
         f"<script type=\"application/json\" id=\"vp-data\">{data}</script>\n"
-        f"<script>\n{_static('report.js')}</script>\n</body>\n</html>\n"
+        "<script>\n(function () {\n'use strict';\n" + "".join(_static(n) for n in SCRIPTS) + "})();\n</script>\n"
+        "</body>\n</html>\n"
     )
 
 
