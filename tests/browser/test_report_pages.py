@@ -3,6 +3,8 @@ video on the same frame, the wipe and zoom show the videos' own pixels, charts s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -125,6 +127,15 @@ def test_restore_page_from_a_file_url(open_page, runs):
     page, problems = open_page((runs["restore"] / "report.html").as_uri())
     assert len(_labels(page)) == 3
     _plays(page)
+    page.keyboard.press(" ")  # space plays and pauses too
+    page.wait_for_function(f"vidplugReport.playing && {VIDEOS}.every(v => !v.paused)")
+    page.keyboard.press(" ")
+    page.wait_for_function(f"!vidplugReport.playing && {VIDEOS}.every(v => v.paused)")
+    # every warning of the run is on screen (here: LPIPS without its AlexNet weights, offline)
+    notes = json.loads((runs["restore"] / "report.json").read_text())
+    expected = [n for n in [*notes["notes"], notes["metrics"].get("lpips_note")] if n]
+    shown = page.eval_on_selector_all("#warnings li", "ls => ls.map(l => l.textContent)")
+    assert shown == expected and all(page.locator("#warnings li").nth(i).is_visible() for i in range(len(shown)))
     page.keyboard.press("End")
     _seeked_to(page, 11)
     assert problems.items == []
