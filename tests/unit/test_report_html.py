@@ -192,3 +192,41 @@ def test_view_command_prints_a_url_that_serves_the_page(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _robustness_out(tmp_path):
+    rows = []
+    for noise in ("gaussian", "impulse"):
+        for j, level in enumerate(("low", "high")):
+            for k, method in enumerate(("vidplug", "bicubic")):
+                curve = [20.0 + 0.1 * i - 0.002 * i * i for i in range(40)] if method == "vidplug" else None
+                rows.append({"task": "sr4", "noise": noise, "level": level, "level_value": 0.05 * (j + 1),
+                             "method": method, "psnr": 25.0 - j - k, "ssim": 0.8, "warping_error": 1e-3,
+                             "es_stop_iteration": 30 if curve else None, "chosen_iteration": 25 if curve else None,
+                             "oracle_best_psnr": 21.25 if curve else None, "oracle_best_iteration": 25 if curve else None,
+                             "gap": 0.1 * (j + 1) if curve else None, "drop_at_stop": 0.0 if curve else None,
+                             "curve": curve, "notes": ["LPIPS unavailable"] if k else []})
+    (tmp_path / "cells" / "gaussian-low").mkdir(parents=True)
+    (tmp_path / "cells" / "gaussian-low" / "report.html").write_text("<html></html>")
+    return {"clip": "bikes", "source": "bikes.mp4", "task": "sr4", "prior": "tiny", "preprocessing": "first 8 frames",
+            "es": {"mode": "tuned", "window": 20}, "config": {"task": {"name": "sr4"}}, "versions": {"torch": "2"},
+            "device": "cpu", "session_wall_time_s": 3.0, "rows": rows}
+
+
+def test_robustness_page_tables_curves_and_cell_links(tmp_path):
+    from vidplug.evaluation.html_pages import write_robustness_html
+
+    out = _robustness_out(tmp_path)
+    write_robustness_html(tmp_path, out, cell_page=lambda r: tmp_path / "cells" / f"{r['noise']}-{r['level']}" /
+                          "report.html")
+    data = _page_data(tmp_path / "report.html")
+    psnr, gap, every = data["tables"]
+    assert [c["title"] for c in psnr["columns"]] == ["gaussian low", "gaussian high", "impulse low", "impulse high"]
+    assert [r["label"] for r in psnr["rows"]] == ["vidplug", "bicubic"] and psnr["rows"][1]["values"][1] == 23.0
+    assert psnr["columns"][0]["better"] == "max" and gap["columns"][0]["better"] == "min"
+    assert len(every["rows"]) == 8 and every["rows"][0]["href"] == "cells/gaussian-low/report.html"
+    assert every["rows"][2]["href"] is None  # gaussian high has no page
+    assert [c["title"] for c in data["charts"]] == ["vidplug: PSNR per iteration (ORACLE), gaussian noise",
+                                                    "vidplug: PSNR per iteration (ORACLE), impulse noise"]
+    assert [m["x"] for m in data["charts"][0]["markers"]] == [30, 30]
+    assert data["warnings"] == ["LPIPS unavailable"] and data["provenance"]["prior"] == "tiny"

@@ -3,16 +3,29 @@
 An evaluation's page holds the per-sequence table; each row opens that sequence's own page
 (``sequences/<seq>/report.html``, written by restore_video with its videos), so a long run never embeds every
 sequence's videos in one page. An ablation's page holds the ranked method table and per-sequence tables whose rows
-open ``pages/<seq>.html``: every method's restoration of that sequence side by side.
+open ``pages/<seq>.html``: every method's restoration of that sequence side by side. A robustness study's page
+(:func:`write_robustness_html`) tabulates every noise cell and draws the ORACLE PSNR curves with ES-WMV's stops.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vidplug.report_html import ReportPage, media_files, write_comparison_html, write_html_report
+from vidplug.report_html import (
+    Chart,
+    Column,
+    Marker,
+    ReportPage,
+    Row,
+    Series,
+    Table,
+    media_files,
+    write_comparison_html,
+    write_html_report,
+)
 from vidplug.report_html.sections import (
     METRIC_COLUMNS,
     WE_NOTE,
@@ -112,5 +125,67 @@ def write_ablation_html(out_dir: str | Path, out: dict[str, Any]) -> Path:
                     "session wall time": f"{out.get('session_wall_time_s', 0.0):.1f} s"},
         config_text=config_text(out.get("full_config")),
         warnings=warnings_of([r for res in methods.values() for r in res["sequences"].values()]),
+    )
+    return write_html_report(out_dir / "report.html", page)
+
+
+def _cell(row: dict[str, Any]) -> str:
+    return f"{row['noise']} {row['level']}"
+
+
+def write_robustness_html(out_dir: str | Path, out: dict[str, Any],
+                          cell_page: Callable[[dict[str, Any]], Path | None] | None = None) -> Path:
+    """``out_dir/report.html`` of a robustness study (``out``: what its results.json holds, one row per noise type x
+    level x method): PSNR and ORACLE-gap tables (best bold, second underlined), every cell's stopping numbers, the
+    ORACLE PSNR curves of the first method per noise type with ES-WMV's stops marked. ``cell_page(row)`` locates a
+    cell's own page (restore_video's html_report), linked from its row when the file exists."""
+    out_dir = Path(out_dir)
+    rows = out["rows"]
+    by_method: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_method.setdefault(r["method"], {})[_cell(r)] = r
+    psnr = {m: {c: r.get("psnr") for c, r in cells.items()} for m, cells in by_method.items()}
+    gap = {m: {c: r.get("gap") for c, r in cells.items()} for m, cells in by_method.items()}
+    cols = list(dict.fromkeys(_cell(r) for r in rows))
+    detail_cols = [Column("PSNR", 2), Column("SSIM", 4), Column("WE (x1e-2)", 4, scale=100.0), Column("ES stop it", 0),
+                   Column("returned it", 0), Column("ORACLE best PSNR", 2), Column("ORACLE best it", 0),
+                   Column("ORACLE gap", 2), Column("ORACLE drop at stop", 2)]
+    keys = ("psnr", "ssim", "warping_error", "es_stop_iteration", "chosen_iteration", "oracle_best_psnr",
+            "oracle_best_iteration", "gap", "drop_at_stop")
+    detail = []
+    for r in rows:
+        page = cell_page(r) if cell_page else None
+        values = [str(r.get(k)) if isinstance(r.get(k), list) else r.get(k) for k in keys]
+        detail.append(Row(f"{_cell(r)} · {r['method']}", values,
+                          _rel(page, out_dir) if page is not None and page.is_file() else None))
+    charts = []
+    first = next(iter(by_method))
+    for noise in dict.fromkeys(r["noise"] for r in rows):
+        mine = [r for r in rows if r["noise"] == noise and r["method"] == first and r.get("curve")]
+        if mine:
+            charts.append(Chart(
+                f"{first}: PSNR per iteration (ORACLE), {noise} noise", "iteration", "PSNR (dB)",
+                [Series(r["level"], r["curve"]) for r in mine],
+                markers=[Marker(r["es_stop_iteration"], f"{r['level']}: ES-WMV stop")
+                         for r in mine if r.get("es_stop_iteration") is not None],
+                note="ORACLE curves (ground truth), for analysis only: ES-WMV chooses from the iterates alone."))
+    es = out.get("es") or {}
+    prov = {"clip": out.get("clip"), "source": out.get("source"), "task": out.get("task"),
+            "prior": out.get("prior") or "none", "device": out.get("device"), "preprocessing": out.get("preprocessing"),
+            "ES-WMV": ", ".join(f"{k} {v}" for k, v in es.items()),
+            "session wall time": f"{out.get('session_wall_time_s', 0.0):.1f} s",
+            "versions": ", ".join(f"{k} {v}" for k, v in (out.get("versions") or {}).items() if v)}
+    page = ReportPage(
+        title=f"Robustness to unknown noise: {out.get('task')} on {out.get('clip')}",
+        subtitle="The solver is never told the noise; ES-WMV picks the returned iterate.",
+        charts=charts,
+        tables=[Table("PSNR (dB) of the returned iterate", [Column(c, 2, "max") for c in cols],
+                      [Row(m, [v.get(c) for c in cols]) for m, v in psnr.items()]),
+                Table("ORACLE gap (dB): best PSNR on the curve minus the returned iterate's",
+                      [Column(c, 2, "min") for c in cols], [Row(m, [v.get(c) for c in cols]) for m, v in gap.items()]),
+                Table("Every cell", detail_cols, detail, rank="none", note=WE_NOTE)],
+        provenance={k: str(v) for k, v in prov.items() if v not in (None, "")},
+        config_text=config_text(out.get("config")),
+        warnings=list(dict.fromkeys(n for r in rows for n in r.get("notes") or [])),
     )
     return write_html_report(out_dir / "report.html", page)

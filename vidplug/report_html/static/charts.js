@@ -77,10 +77,10 @@
         });
       }
     });
-    for (const mk of c.markers) {
+    for (const [mi, mk] of c.markers.entries()) {
       root.append(svg('line', { x1: X(mk.x), x2: X(mk.x), y1: m.t, y2: H - m.b, class: 'marker' }));
       const right = X(mk.x) > (m.l + W - m.r) / 2;  // label on the side with room
-      root.append(Object.assign(svg('text', { x: X(mk.x) + (right ? -4 : 4), y: m.t + 10,
+      root.append(Object.assign(svg('text', { x: X(mk.x) + (right ? -4 : 4), y: m.t + 10 + 12 * mi,
                                               'text-anchor': right ? 'end' : 'start' }), { textContent: mk.label }));
     }
     const cursor = svg('line', { x1: 0, x2: 0, y1: m.t, y2: H - m.b, class: 'cursor', visibility: 'hidden' });
