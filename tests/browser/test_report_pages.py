@@ -152,6 +152,8 @@ def test_eval_page_rows_open_the_sequence_pages(open_page, runs, served, tmp_pat
     _plays(page)
     _chart_click_seeks(page, 2)
     page.screenshot(path=str(tmp_path / "eval_sequence.png"), full_page=True)
+    page.click("text=back to the evaluation")
+    page.wait_for_url("**/eval/report.html")
     assert problems.items == []
 
 

@@ -170,6 +170,7 @@ def test_eval_page_rows_link_every_sequence_page(davis_root, tmp_path):
     assert rows[0]["values"][0] == res["sequences"]["seq-a"]["metrics"]["psnr"]
     for row in rows[:-1]:
         seq_page = _page_data(out / row["href"])
+        assert seq_page["links"] == [["back to the evaluation", "../../report.html"]]
         assert len(seq_page["videos"]) == 3 and all((out / row["href"]).parent.joinpath(v["src"]).is_file()
                                                     for v in seq_page["videos"])
     assert rows[-1]["href"] is None and data["videos"] == []

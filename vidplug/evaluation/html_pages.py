@@ -25,6 +25,7 @@ from vidplug.report_html import (
     media_files,
     write_comparison_html,
     write_html_report,
+    write_restore_html,
 )
 from vidplug.report_html.sections import (
     METRIC_COLUMNS,
@@ -72,11 +73,15 @@ def write_eval_html(out_dir: str | Path, out: dict[str, Any]) -> Path:
     seqs = out["sequences"]
     hrefs = {name: f"sequences/{name}/{SEQUENCE_PAGE}" for name in seqs
              if (out_dir / "sequences" / name / SEQUENCE_PAGE).is_file()}
+    for name in hrefs:  # each sequence page (written by restore_video) gets a way back (no video is re-encoded)
+        seq_page = out_dir / hrefs[name]
+        write_restore_html(seq_page, seqs[name], media_files(seq_page), title=f"{out['label']} on {name} "
+                           f"({out['task']})", links=[("back to the evaluation", "../../report.html")])
     rows = {name: metric_row(r) for name, r in seqs.items()}
     mean = out["mean"]
     rows["mean"] = {k: mean.get(k) for k in METRIC_COLUMNS}
     page = ReportPage(
-        title=f"DAVIS evaluation: {out['label']} on {out['task']} ({len(seqs)} sequences)",
+        title=f"DAVIS evaluation: {out['label']} on {out['task']} ({len(seqs)} sequence{'s' * (len(seqs) != 1)})",
         subtitle="Each sequence's row opens its page with synchronised videos.",
         charts=per_frame_charts(seqs, seek=False),
         tables=[metrics_table("Per sequence", rows, hrefs, rank=False,

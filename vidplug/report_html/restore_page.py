@@ -39,7 +39,7 @@ def _rel(target: str | Path, page: Path) -> str:
 
 
 def write_restore_html(path: str | Path, report: dict[str, Any], media: dict[str, Path],
-                       links: list[tuple[str, str]] | None = None) -> Path:
+                       links: list[tuple[str, str]] | None = None, title: str | None = None) -> Path:
     """The page of one restore run: its videos (``media``: observation / restored / ground_truth -> file), metrics,
     per-frame charts, solver curves, provenance and warnings."""
     path = Path(path)
@@ -50,7 +50,7 @@ def write_restore_html(path: str | Path, report: dict[str, Any], media: dict[str
     runs = {label: report}
     tables = [metrics_table("Metrics", {label: metric_row(report)}, rank=False)] if report.get("metrics") else []
     page = ReportPage(
-        title=f"vidplug restore: {report.get('task')} with {method}",
+        title=title or f"vidplug restore: {report.get('task')} with {method}",
         subtitle=f"{report.get('input')} -> {report.get('output')}",
         fps=float(report.get("fps") or 25.0), frames=int(report.get("frames") or 0), videos=videos,
         charts=per_frame_charts(runs, seek=True) + solver_charts(runs, first_chunk_only=False),
