@@ -25,7 +25,8 @@ class Models:
         if cfg.method == "dmplug":
             from vidplug.prior import load_prior
 
-            self.prior = load_prior(cfg.prior.name, device=device)
+            self.prior = load_prior(cfg.prior.name, device=device, prompt=cfg.prior.prompt,
+                                    guidance=cfg.prior.guidance)
         cons = cfg.consistency
         if cfg.method == "dmplug" and cons.semantic_weight > 0:
             from vidplug.consistency.semantic import load_clip_encoder

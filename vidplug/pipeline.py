@@ -209,9 +209,9 @@ def restore_video(
     n = count_frames(info, read)
     if n < 1:
         raise VidplugError(f"{source} has no frames in the selected range; check --start/--end/--max-frames")
+    models = models or Models(cfg, device)  # first: missing weights must leave nothing behind (no work folder)
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
-    models = models or Models(cfg, device)
     chunk_size = cfg.chunk.size or _auto_chunk_size(cfg, models, device, info, read, simulate)
     ctx = temporal_context(cfg.task.name, cfg.task.options)
     chunks = plan_chunks(n, chunk_size, min(cfg.chunk.overlap, chunk_size - 1), ctx)

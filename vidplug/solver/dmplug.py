@@ -56,6 +56,8 @@ class SolverConfig:
     eta: float = 0.0  # DDIM stochasticity; 0 = deterministic (DMPlug); > 0 uses noise fixed once per solve
     clamp: bool = False  # clamp each DDIM x0 estimate to [-1, 1] inside R (zeroes gradients where it bites)
     checkpoint: bool = False  # recompute DDIM-step activations in backward: less memory, ~1 extra forward
+    # latent priors: recompute the VAE decoder's activations in backward (null = follow solver.checkpoint)
+    checkpoint_decoder: bool | None = None
     autocast: str = "none"  # none | bf16 | fp16: precision of the prior network (DDIM arithmetic stays fp32)
     early_stop: bool = True  # ES-WMV: stop when the output's windowed variance stops reaching new minima
     es_window: int = 20  # W, iterations in the ES-WMV variance window
@@ -120,7 +122,8 @@ class SolveResult:
     """What :func:`solve` returns. Tensors are on the solve's device; :meth:`to_dict` drops them."""
 
     frames: Tensor  # (T, C, H, W) restoration in [0, 1] (clamped here only)
-    z: Tensor  # (T, C, H, W) effective seeds of the chosen iterate (R(z) reproduces frames before clamping)
+    z: Tensor  # (T, C, H, W) effective seeds of the chosen iterate (R(z) reproduces frames before clamping); latent
+    # priors: (T, 4, H/8, W/8)
     chosen_iteration: int  # 0-based iteration whose output is returned
     iterations_run: int  # iterations of the returned attempt
     stopped_by: str  # es-wmv | max-iters | diverged
@@ -174,7 +177,8 @@ def solve(
         config: solver settings (default :class:`SolverConfig`).
         extra_terms: :class:`LossTerm` objects added as ``weight * term(x, iteration)``.
         generator: draws the initial seeds (and the DDIM noise if eta > 0). None = a CPU generator seeded 0.
-        z_init: ``(T, C, H, W)`` initial seeds instead of drawing them.
+        z_init: initial seeds ``prior.seed_shape((T, C, H, W))`` instead of drawing them (latent priors:
+            ``(T, 4, H/8, W/8)``).
         reference: ground-truth ``(T, C, H, W)`` in [0, 1] (simulations only): records ``oracle_psnr``. Never used
             for any decision.
         progress: show a tqdm bar.
@@ -189,23 +193,25 @@ def solve(
     if not torch.is_tensor(y) or y.ndim != 4:
         raise VidplugError(f"the observation must be a (T, C, H, W) tensor, got {getattr(y, 'shape', type(y))}")
     device = y.device
-    shape = _frame_shape(y, operator, frame_shape, z_init)
+    # a latent prior's seeds are not frame-shaped: its z_init cannot tell the frame shape
+    shape = _frame_shape(y, operator, frame_shape, None if prior.latent else z_init)
+    seed_shape = prior.seed_shape(shape)  # (T, C, H, W) for pixel priors, (T, 4, H/8, W/8) latents
     terms = _check_terms(extra_terms)
     if reference is not None and tuple(reference.shape) != shape:
         raise VidplugError(f"reference has shape {tuple(reference.shape)} but the frames are {shape}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
 
     seeds0 = make_seeds(
-        shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
+        seed_shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
         generator=generator, z_init=z_init, device=device,
     )
     timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
-    noise = [draw_seeds(shape, generator, device) for _ in timesteps] if config.eta > 0 else None
+    noise = [draw_seeds(seed_shape, generator, device) for _ in timesteps] if config.eta > 0 else None
     problem = _Problem(
         data=DataFidelity(y, operator), terms=terms,
         prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
-        timesteps=timesteps, noise=noise, config=config,
+        timesteps=timesteps, noise=noise, config=config, size=(shape[2], shape[3]),
         reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
 
@@ -276,10 +282,7 @@ def fast_prior(prior: DiffusionPrior, *, compile: bool = False, channels_last: b
         net = prior.net
         if channels_last and isinstance(net, torch.nn.Module):
             net.to(memory_format=torch.channels_last)
-        twin = DiffusionPrior(
-            torch.compile(net) if compile else net, prior.alphas_cumprod, name=prior.name, multiple=prior.multiple,
-            native_size=prior.native_size, channels=prior.channels,
-        )
+        twin = prior.with_net(torch.compile(net) if compile else net)
         if channels_last:
             twin.memory_format = torch.channels_last
         twins[key] = twin
@@ -290,7 +293,7 @@ def reverse_fn(prior: DiffusionPrior, timesteps: Sequence[int], *, checkpoint: b
                noise: Sequence[Tensor] | None = None, **kwargs):
     """R as :func:`backprop_through_r` calls it: ``reverse(z_part, frames: slice, checkpoint=...)`` -> float32
     frames of those seeds, with their slice of the per-step DDIM ``noise``; other keywords (``eta``, ``clamp``,
-    ``autocast_dtype``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`."""
+    ``autocast_dtype``, ``size``, ``checkpoint_decoder``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`."""
 
     def reverse(z: Tensor, frames: slice, checkpoint: bool = checkpoint) -> Tensor:
         part = None if noise is None else [n[frames] for n in noise]
@@ -359,6 +362,7 @@ class _Problem:
     noise: list[Tensor] | None
     config: SolverConfig
     reference: Tensor | None
+    size: tuple[int, int] | None = None  # (H, W) of the frames (a latent prior's decoder output is cropped to it)
 
 
 @dataclass
@@ -420,7 +424,8 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
     current: dict = {}
 
     reverse = reverse_fn(problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=cfg.checkpoint,
-                         autocast_dtype=autocast_dtype, noise=problem.noise)
+                         autocast_dtype=autocast_dtype, noise=problem.noise, size=problem.size,
+                         checkpoint_decoder=cfg.checkpoint_decoder)
 
     def evaluate(it: int) -> Tensor:
         """Forward R, the losses and backward at the current seeds; record this iterate (before the step)."""

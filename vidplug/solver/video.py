@@ -10,7 +10,6 @@ from torch import Tensor
 
 from vidplug.config import RestoreConfig
 from vidplug.models import Models
-from vidplug.prior.base import to_model_range
 from vidplug.solver.chunks import Chunk
 
 
@@ -87,14 +86,16 @@ def restore_chunk(
     lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
     data_op = CroppedOperator(op, lo, hi)
     terms = _extra_terms(cfg, models, chunk, init, anchors)
-    c, h, w = init.shape[1:]
+    prior = models.prior
     if cfg.solver.init == "inversion":  # warm start: seeds whose reverse process lands near the initial estimate
         from vidplug.prior.ddim import ddim_invert, ddim_timesteps
 
-        ts = ddim_timesteps(cfg.solver.num_steps, models.prior.num_train_timesteps, cfg.solver.spacing)
-        z0 = ddim_invert(to_model_range(init), models.prior, ts)
+        ts = ddim_timesteps(cfg.solver.num_steps, prior.num_train_timesteps, cfg.solver.spacing)
+        with torch.no_grad():  # latent priors: VAE-encode first, then invert in latent space
+            z0 = ddim_invert(prior.encode_frames(init), prior, ts)
     else:
-        z0 = initial_seeds((c, h, w), range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
+        seed_shape = prior.seed_shape(tuple(init.shape))[1:]  # (C, H, W) pixels or (4, H/8, W/8) latents
+        z0 = initial_seeds(seed_shape, range(chunk.window_start, chunk.window_stop), cfg.seed).to(init.device)
     result = solve(
         y[lo:hi],
         data_op,
@@ -102,6 +103,7 @@ def restore_chunk(
         cfg.solver,
         extra_terms=terms,
         z_init=z0,
+        frame_shape=tuple(init.shape),
         reference=reference,
         progress=progress,
         desc=f"chunk {chunk.index}",
