@@ -209,18 +209,22 @@ class SolverStep:
         z (Tensor): (T, C, H, W) initial seeds on the prior's device.
         steps: DDIM steps K.
         autocast_dtype: None (fp32) or e.g. ``torch.bfloat16`` (``SolverConfig.autocast``).
-        checkpoint: recompute each DDIM step's activations in backward (``SolverConfig.checkpoint``).
+        checkpoint: recompute each DDIM step's activations in backward (``SolverConfig.checkpoint``; a latent
+            prior's decoder too); ``"decoder"``: only the decoder's (``SolverConfig.checkpoint_decoder``).
+        size: (H, W) of the frames (a latent prior's decoder output is cropped to it).
         micro_batch: 0, or m: when m < T, R runs without grad m frames at a time, dLoss/dx is taken, then R is
             recomputed with grad m frames at a time and back-propagated slice by slice (``solver.micro_batch``, run
             by the solver's own ``backprop_through_r``).
     """
 
     def __init__(self, prior: DiffusionPrior, data: DataFidelity, z: Tensor, *, steps: int,
-                 autocast_dtype: torch.dtype | None, checkpoint: bool = False, micro_batch: int = 0) -> None:
+                 autocast_dtype: torch.dtype | None, checkpoint: bool | str = False, micro_batch: int = 0,
+                 size: tuple[int, int] | None = None) -> None:
         self.prior, self.data = prior, data
         self.seeds = IndependentSeeds(z)
         self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
-        self.reverse = reverse_fn(prior, ddim_timesteps(steps, prior.num_train_timesteps), checkpoint=checkpoint,
+        self.reverse = reverse_fn(prior, ddim_timesteps(steps, prior.num_train_timesteps),
+                                  checkpoint=checkpoint is True, checkpoint_decoder=bool(checkpoint), size=size,
                                   autocast_dtype=autocast_dtype)  # the solver's R: (n, C, H, W) frames
         self.micro_batch = micro_batch
         self.iteration = 0
@@ -291,15 +295,18 @@ def iteration_peak(step: SolverStep, warmup: int = 0,
 
 
 def saved_bytes_of_r(prior: DiffusionPrior, z: Tensor, timesteps: list[int],
-                     autocast_dtype: torch.dtype | None) -> int:
-    """Bytes autograd saves for backward through ``R(z)`` over ``timesteps`` (no checkpointing), weights excluded.
+                     autocast_dtype: torch.dtype | None, size: tuple[int, int] | None = None,
+                     checkpoint_decoder: bool = False) -> int:
+    """Bytes autograd saves for backward through ``R(z)`` over ``timesteps`` (no checkpointing, except a latent
+    prior's decoder with ``checkpoint_decoder``: then its input only), weights excluded.
 
     Args:
         z (Tensor): (T, C, H, W) seeds; a leaf that requires grad is made from it.
     """
     z = z.detach().requires_grad_()
     with SavedTensorBytes(exclude=[*prior.parameters(), *prior.buffers()]) as saved:
-        reverse_to_unit(z, prior, timesteps, autocast_dtype=autocast_dtype)
+        reverse_to_unit(z, prior, timesteps, autocast_dtype=autocast_dtype, size=size,
+                        checkpoint_decoder=checkpoint_decoder)
     return saved.bytes
 
 

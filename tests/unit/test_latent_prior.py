@@ -219,3 +219,31 @@ def test_missing_sd_weights_offline_is_one_line(tmp_path, capsys, monkeypatch):
 def test_pixel_prior_refuses_a_prompt():
     with pytest.raises(Exception, match="unconditional"):
         load_prior("tiny", prompt="a cat")
+
+
+def test_prior_configs_set_the_latent_defaults():
+    from pathlib import Path
+
+    from vidplug.config import load_config
+
+    configs = Path(__file__).resolve().parents[2] / "configs" / "priors"
+    turbo = load_config(configs / "sd-turbo.yaml")
+    assert turbo.prior.name == "sd-turbo" and turbo.solver.num_steps == 1 and turbo.solver.spacing == "trailing"
+    assert ddim_timesteps(turbo.solver.num_steps, 1000, turbo.solver.spacing) == [999]
+    sd15 = load_config(configs / "sd15.yaml")
+    assert sd15.prior.name == "sd15" and sd15.solver.num_steps == 4 and sd15.solver.checkpoint_decoder is None
+
+
+def test_lbfgs_on_latent_seeds_moves_them(prior):
+    frames = make_translating_video(2, 12, 16)
+
+    class Identity:
+        input_shape = tuple(frames.shape)
+
+        def A(self, x):  # noqa: N802
+            return x
+
+    cfg = SolverConfig(iters=4, early_stop=False, optimizer="lbfgs", num_steps=2)
+    res = solve(frames, Identity(), prior, cfg, progress=False)
+    # the L-BFGS objective is summed over the frames' elements (not the 48x fewer latent ones): the seeds move
+    assert res.loss_history["total"][-1] < 0.97 * res.loss_history["total"][0]

@@ -34,7 +34,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "eval", help="evaluate on DAVIS 2017 (simulated degradation, PSNR/SSIM/LPIPS/warping error)",
         description="For each DAVIS sequence: take the first --max-frames frames, center-crop and resize to --size "
-                    "(default 256), degrade with the task's seeded operator, restore, score. Writes DIR/results.json, "
+                    "(default 256; --size native keeps DAVIS's 854x480, e.g. for latent priors), degrade with the task's seeded operator, restore, score. Writes DIR/results.json, "
                     "results.csv, report.md, plots/ and videos/. Finished sequences are kept: rerun to resume.")
     add_davis_args(p)
     add_config_args(p)

@@ -205,14 +205,23 @@ def load_latent_dir(path: str | Path, name: str | None = None, *, prompt: str = 
         cond, uncond = prompt_embeddings(root, prompt, with_empty=guidance > 1.0)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise VidplugError(f"cannot load a Stable Diffusion prior from {root}: {str(exc).splitlines()[0]}") from exc
-    alphas = DDPMScheduler.from_config(sched).alphas_cumprod.to(torch.float64)
+    return latent_prior_from_components(unet, vae, sched, name, cond, uncond, guidance)
+
+
+def latent_prior_from_components(unet: nn.Module, vae: nn.Module, scheduler_config: dict, name: str, cond: Tensor,
+                                 uncond: Tensor | None = None, guidance: float = 1.0) -> LatentDiffusionPrior:
+    """A frozen :class:`LatentDiffusionPrior` from a ``UNet2DConditionModel``, an ``AutoencoderKL``, a scheduler
+    config (betas, ``prediction_type``) and the prompt embedding ``cond (1, L, D)`` (``uncond`` for guidance)."""
+    from diffusers import DDPMScheduler
+
+    alphas = DDPMScheduler.from_config(scheduler_config).alphas_cumprod.to(torch.float64)
     ucfg, vcfg = unet.config, vae.config
     vae_factor = 2 ** (len(vcfg.block_out_channels) - 1)
     sample = ucfg.sample_size if isinstance(ucfg.sample_size, int) else None
     prior = LatentDiffusionPrior(
         TextConditionedUNet(unet, cond, uncond, guidance), vae, alphas, name,
         scaling_factor=vcfg.scaling_factor, shift_factor=vcfg.get("shift_factor") or 0.0,
-        prediction_type=sched.get("prediction_type", "epsilon"), latent_channels=int(ucfg.in_channels),
+        prediction_type=scheduler_config.get("prediction_type", "epsilon"), latent_channels=int(ucfg.in_channels),
         vae_factor=vae_factor, multiple=2 ** (len(ucfg.down_block_types) - 1),
         native_size=None if sample is None else sample * vae_factor,
     )

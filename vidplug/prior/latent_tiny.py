@@ -30,6 +30,23 @@ def _tokenizer(max_length: int):
     return tok, len(vocab)
 
 
+SD_BETAS = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
+TINY_UNET = {  # UNet2DConditionModel keywords: two levels (latent multiple 2), cross-attention on 8-dim text
+    "sample_size": 8, "in_channels": 4, "out_channels": 4, "block_out_channels": (8, 16), "layers_per_block": 1,
+    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"), "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+    "cross_attention_dim": 8, "attention_head_dim": 2, "norm_num_groups": 4,
+}
+TINY_TEXT_SHAPE = (1, 8, 8)  # (1, L, D) prompt embedding of the tiny text encoder
+
+
+def tiny_vae_config(downsamples: int = 1) -> dict:
+    """AutoencoderKL keywords: 8 channels, ``downsamples`` halvings (2 ** downsamples pixels per latent)."""
+    n = downsamples + 1
+    return {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "block_out_channels": (8,) * n,
+            "down_block_types": ("DownEncoderBlock2D",) * n, "up_block_types": ("UpDecoderBlock2D",) * n,
+            "layers_per_block": 1, "norm_num_groups": 4, "sample_size": 16}
+
+
 def save_tiny_latent_pipeline(root: str | Path, *, prediction_type: str = "epsilon", vae_downsamples: int = 1,
                               seed: int = 0) -> Path:
     """Write a tiny random SD pipeline to ``root`` (``unet/ vae/ scheduler/ text_encoder/ tokenizer/``,
@@ -46,28 +63,19 @@ def save_tiny_latent_pipeline(root: str | Path, *, prediction_type: str = "epsil
 
     root = Path(root)
     torch.manual_seed(seed)
-    tokenizer, vocab_size = _tokenizer(max_length=8)
+    tokenizer, vocab_size = _tokenizer(max_length=TINY_TEXT_SHAPE[1])
+    _, length, dim = TINY_TEXT_SHAPE
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=8, projection_dim=8, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+        vocab_size=vocab_size, hidden_size=dim, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=length, projection_dim=dim, bos_token_id=0, eos_token_id=1, pad_token_id=1,
     ))
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8,) * (vae_downsamples + 1),
-        down_block_types=("DownEncoderBlock2D",) * (vae_downsamples + 1),
-        up_block_types=("UpDecoderBlock2D",) * (vae_downsamples + 1), layers_per_block=1, norm_num_groups=4,
-        sample_size=16,
-    )
-    # SD's schedule (scaled_linear 0.00085..0.012), steps_offset 0 so the DDIM timesteps are vidplug's "leading"
-    # (diffusers warns that SD checkpoints use 1; irrelevant here, so its warnings are silenced while building)
+    unet = UNet2DConditionModel(**TINY_UNET)
+    vae = AutoencoderKL(**tiny_vae_config(vae_downsamples))
+    # SD's schedule, steps_offset 0 so the DDIM timesteps are vidplug's "leading" (diffusers warns that SD
+    # checkpoints use 1, and StableDiffusionPipeline saves 1; irrelevant here, so its warnings are silenced)
     verbosity = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()
-    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                              prediction_type=prediction_type, clip_sample=False, set_alpha_to_one=True)
+    scheduler = DDIMScheduler(**SD_BETAS, prediction_type=prediction_type, clip_sample=False, set_alpha_to_one=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the same steps_offset notice, as a deprecation warning
         pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,

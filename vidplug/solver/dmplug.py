@@ -211,7 +211,7 @@ def solve(
     problem = _Problem(
         data=DataFidelity(y, operator), terms=terms,
         prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
-        timesteps=timesteps, noise=noise, config=config, size=(shape[2], shape[3]),
+        timesteps=timesteps, noise=noise, config=config, frame_shape=shape,
         reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
     )
 
@@ -362,7 +362,7 @@ class _Problem:
     noise: list[Tensor] | None
     config: SolverConfig
     reference: Tensor | None
-    size: tuple[int, int] | None = None  # (H, W) of the frames (a latent prior's decoder output is cropped to it)
+    frame_shape: tuple[int, int, int, int] | None = None  # (T, C, H, W) of x (a latent prior's seeds differ)
 
 
 @dataclass
@@ -411,8 +411,8 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
     # L-BFGS is not scale-invariant in its first step (lr * g while |g|_1 < 1): on a mean-reduced loss near a good
     # warm start that step is below float32 resolution and the seeds never move. It minimises the loss summed over
     # the frames' elements instead (same minimiser, same curvature-scaled steps after the first); Adam is invariant.
-    with torch.no_grad():
-        objective_scale = float(math.prod(seeds().shape)) if cfg.optimizer == "lbfgs" else 1.0
+    frame_shape = problem.frame_shape or tuple(seeds().shape)
+    objective_scale = float(math.prod(frame_shape)) if cfg.optimizer == "lbfgs" else 1.0
 
     names = ["total", "data", *[t.name for t in problem.terms]]
     hist = torch.full((len(names), cfg.iters), float("nan"), device=device)  # (terms, iters) device loss log
@@ -424,7 +424,7 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
     current: dict = {}
 
     reverse = reverse_fn(problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=cfg.checkpoint,
-                         autocast_dtype=autocast_dtype, noise=problem.noise, size=problem.size,
+                         autocast_dtype=autocast_dtype, noise=problem.noise, size=tuple(frame_shape[2:]),
                          checkpoint_decoder=cfg.checkpoint_decoder)
 
     def evaluate(it: int) -> Tensor:
