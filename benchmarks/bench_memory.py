@@ -50,7 +50,6 @@ from benchmarks.common import (
     markdown_table,
     parse_list,
     parse_size,
-    resolve_device,
     seed_shape,
 )
 from benchmarks.memory_estimate import (
@@ -69,8 +68,9 @@ from benchmarks.memory_estimate import (
 from vidplug.errors import VidplugError
 from vidplug.io.atomic import atomic_write_json
 from vidplug.prior.ddim import ddim_timesteps
-from vidplug.solver.dmplug import AUTOCAST
+from vidplug.runtime import resolve_device
 from vidplug.solver.memory import IterationMemory
+from vidplug.solver.reverse import AUTOCAST
 
 log = logging.getLogger("benchmarks.bench_memory")
 GIB = 2**30

@@ -36,8 +36,8 @@ from benchmarks.common import load_bench_prior
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.dmplug import backprop_through_r, reverse_fn
 from vidplug.solver.memory import IterationMemory, chunk_size_for_memory
+from vidplug.solver.reverse import backprop_through_r, reverse_fn
 from vidplug.solver.seeds import IndependentSeeds
 from vidplug.solver.terms import DataFidelity
 
@@ -80,10 +80,29 @@ def cuda_autocast_without_gpu() -> Iterator[None]:
 
     ``torch.autocast`` disables itself when CUDA is unavailable and asks the device whether it supports bf16; both
     answers are given here instead. Only for fake tensors: nothing may run on a device inside.
+
+    Attention: without a GPU, ``scaled_dot_product_attention`` on CUDA tensors can only choose its math kernel, which
+    saves the (N x N) attention matrices (SD 1.5 at 512x512: about 0.5 GB per attention layer per frame); a GPU runs
+    a fused kernel that saves O(N). It is replaced here by the memory-efficient kernel's op, as a GPU would run it.
     """
     with mock.patch("torch.cuda.amp.common.amp_definitely_not_available", return_value=False), \
-            mock.patch("torch.cuda.is_bf16_supported", return_value=True):
+            mock.patch("torch.cuda.is_bf16_supported", return_value=True), \
+            mock.patch("torch.nn.functional.scaled_dot_product_attention", _fused_attention):
         yield
+
+
+_SDPA = torch.nn.functional.scaled_dot_product_attention
+
+
+def _fused_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                     scale: float | None = None, **kwargs) -> Tensor:
+    """SDPA as a GPU runs it (the memory-efficient kernel) for CUDA tensors without a mask or dropout; else as is."""
+    if q.device.type != "cuda" or attn_mask is not None or dropout_p or is_causal or kwargs:
+        return _SDPA(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kwargs)
+    if torch.is_autocast_enabled("cuda"):  # the fused op is not on autocast's lists: cast as SDPA would be
+        dtype = torch.get_autocast_dtype("cuda")
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    return torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, True, scale=scale)[0]
 
 
 def sr_data(frames: int, size: tuple[int, int], channels: int = 3, seed: int = 0) -> DataFidelity:

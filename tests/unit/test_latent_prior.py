@@ -17,7 +17,7 @@ from vidplug.prior.ddim import ddim_invert, ddim_reverse, ddim_timesteps, revers
 from vidplug.prior.latent import LatentDiffusionPrior
 from vidplug.prior.latent_tiny import save_tiny_latent_pipeline
 from vidplug.solver import SolverConfig, solve
-from vidplug.solver.dmplug import backprop_through_r, reverse_fn
+from vidplug.solver.reverse import backprop_through_r, reverse_fn
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +176,8 @@ def test_restore_end_to_end_at_an_odd_size(sd_dirs, tmp_path, capsys, task, size
     assert data["frames"] == 4 and data["metrics"]["psnr"] > 0
 
 
-def test_interrupted_latent_run_resumes_to_the_same_result(sd_dirs, tmp_path, monkeypatch):
-    import vidplug.pipeline as pipeline
+def test_interrupted_latent_run_resumes_to_the_same_result(sd_dirs, tmp_path):
+    from vidplug.methods import get_method
 
     clip = _clip(tmp_path, 12, 20)
     cfg = apply_overrides(RestoreConfig(), [
@@ -187,7 +187,7 @@ def test_interrupted_latent_run_resumes_to_the_same_result(sd_dirs, tmp_path, mo
     models = Models(cfg, torch.device("cpu"))
     kw = dict(simulate=True, progress=False, models=models, read={"max_frames": 7})
     full = restore_video(clip, tmp_path / "full", cfg, keep_frames=True, **kw)
-    real, calls = pipeline.restore_chunk, []
+    real, calls = get_method("dmplug"), []
 
     def dying(*args, **kwargs):
         calls.append(1)
@@ -195,12 +195,13 @@ def test_interrupted_latent_run_resumes_to_the_same_result(sd_dirs, tmp_path, mo
             raise KeyboardInterrupt  # killed while the second chunk runs
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "restore_chunk", dying)
     out = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
-        restore_video(clip, out, cfg, **kw)
-    monkeypatch.setattr(pipeline, "restore_chunk", real)
-    res = restore_video(clip, out, cfg, keep_frames=True, resume=True, **kw)
+        restore_video(clip, out, cfg, chunk_solver=dying, **kw)
+    calls.clear()
+    res = restore_video(clip, out, cfg, keep_frames=True, resume=True,
+                        chunk_solver=lambda *a, **k: (calls.append(1), real(*a, **k))[1], **kw)
+    assert len(calls) == len(res.chunks) - 1  # the finished chunk was not redone
     assert torch.equal(res.frames, full.frames)
 
 
@@ -221,17 +222,15 @@ def test_pixel_prior_refuses_a_prompt():
         load_prior("tiny", prompt="a cat")
 
 
-def test_prior_configs_set_the_latent_defaults():
-    from pathlib import Path
-
+def test_named_latent_priors_bring_their_solver_defaults():
     from vidplug.config import load_config
 
-    configs = Path(__file__).resolve().parents[2] / "configs" / "priors"
-    turbo = load_config(configs / "sd-turbo.yaml")
-    assert turbo.prior.name == "sd-turbo" and turbo.solver.num_steps == 1 and turbo.solver.spacing == "trailing"
+    turbo = load_config(overrides=["prior.name=sd-turbo"])
+    assert turbo.solver.num_steps == 1 and turbo.solver.spacing == "trailing"
     assert ddim_timesteps(turbo.solver.num_steps, 1000, turbo.solver.spacing) == [999]
-    sd15 = load_config(configs / "sd15.yaml")
-    assert sd15.prior.name == "sd15" and sd15.solver.num_steps == 4 and sd15.solver.checkpoint_decoder is None
+    sd15 = load_config(overrides=["prior.name=sd15"])
+    assert sd15.solver.num_steps == 4 and sd15.solver.checkpoint_decoder is None
+    assert load_config(overrides=["prior.name=sd15", "solver.num_steps=2"]).solver.num_steps == 2  # the user's wins
 
 
 def test_lbfgs_on_latent_seeds_moves_them(prior):

@@ -23,7 +23,6 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,10 @@ from vidplug.config import RestoreConfig, to_dict
 from vidplug.errors import VidplugError
 from vidplug.io import davis_sequence_dir, davis_sequences
 from vidplug.io.atomic import atomic_write_json
-from vidplug.pipeline import Models, resolve_device, restore_video
+from vidplug.methods import ChunkSolver, get_method
+from vidplug.models import Models
+from vidplug.pipeline import restore_video
+from vidplug.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def evaluate_davis(
     overwrite: bool = False,
     progress: bool = True,
     models: Models | None = None,
-    chunk_solver: Callable | None = None,
+    chunk_solver: ChunkSolver | None = None,
     label: str | None = None,
     extra_settings: dict[str, Any] | None = None,
     videos: bool = True,
@@ -122,7 +124,8 @@ def evaluate_davis(
             ``{"max_frames": 16, "size": 256}``.
         overwrite: discard results of a previous run in ``out_dir`` (needed when the settings changed).
         models: prebuilt networks shared between runs (built from ``cfg`` when None).
-        chunk_solver: alternative per-chunk restorer (a baseline), see :func:`restore_video`.
+        chunk_solver: the method's chunk solver with non-default settings (e.g. DiffPIR's), see
+            :func:`restore_video`.
         label: method name shown in reports (default ``cfg.method``).
         extra_settings: settings outside ``cfg`` that change results (e.g. a baseline's), checked on resume.
         videos: write the side-by-side videos. summary: write results.json/csv and report.md (rewritten only
@@ -132,10 +135,6 @@ def evaluate_davis(
         dict: what ``results.json`` holds: settings, per-sequence results (restore_video reports with per-frame
         metrics and solver summaries), the mean over sequences, versions, device and wall time.
     """
-    from tqdm.auto import tqdm
-
-    from vidplug.evaluation.report import mean_row, runtime_versions, write_eval_summary
-
     t_start = time.time()
     root, out_dir = Path(root).expanduser(), Path(out_dir)
     read = {k: v for k, v in (read or {}).items() if v is not None}
@@ -143,18 +142,36 @@ def evaluate_davis(
     folders = {name: davis_sequence_dir(root, name, resolution) for name in names}  # unknown names fail here
     settings = run_settings(cfg, read, resolution, extra_settings)
     rank, world_size = distributed.world()  # under torchrun, sequences are shared among the processes
-    error = None
-    if rank == 0:
-        try:
-            prepare_out_dir(out_dir, settings, overwrite)
-        except VidplugError as exc:
-            error = str(exc)
-    if (error := distributed.broadcast_error(error)) is not None:
-        raise VidplugError(error)
+    distributed.rank_zero_first(lambda: prepare_out_dir(out_dir, settings, overwrite), rank)
     label = label or cfg.method
+    results, computed = _run_sequences(folders, out_dir, cfg, read, label, models, chunk_solver, videos, progress,
+                                       rank, world_size)
+    distributed.barrier()
+    if rank != 0:
+        return {}  # rank 0 writes the summary
+    for name in names:  # the other processes' sequences, finished before the barrier
+        if name not in results:
+            results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
+            computed = True
+    results = {name: results[name] for name in names}
+    out = _summary(results, label, cfg, read, settings, root, None if sequences else split, t_start)
+    if summary and (computed or not (out_dir / "report.md").is_file()):
+        from vidplug.evaluation.report import write_eval_summary
+
+        write_eval_summary(out_dir, out, plots=plots)
+    return out
+
+
+def _run_sequences(folders: dict[str, Path], out_dir: Path, cfg: RestoreConfig, read: dict[str, Any], label: str,
+                   models: Models | None, chunk_solver: ChunkSolver | None, videos: bool, progress: bool, rank: int,
+                   world_size: int) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Restore this process's unfinished sequences (each written atomically when done); read the finished ones.
+    Returns the results by sequence and whether any was computed."""
+    from tqdm.auto import tqdm
+
     results: dict[str, dict[str, Any]] = {}
     computed = False
-    bar = tqdm(names, desc=f"DAVIS {label}", unit="seq", disable=not progress)
+    bar = tqdm(list(folders), desc=f"DAVIS {label}", unit="seq", disable=not progress)
     for i, name in enumerate(bar):
         bar.set_postfix_str(name)
         seq_dir = out_dir / "sequences" / name
@@ -172,29 +189,26 @@ def evaluate_davis(
             progress=progress, models=models, chunk_solver=chunk_solver, use_distributed=False,
         )
         results[name] = {"sequence": name, "label": label, **res.report}
-        if cfg.method != "bicubic" and models.prior is not None:
+        if get_method(cfg.method).needs_prior and models.prior is not None:
             # the prior actually used (shared models may differ from cfg.prior.name; baselines use it too)
             results[name]["prior"] = models.prior.name
         atomic_write_json(done, results[name])  # from here on the sequence counts as finished
         computed = True
-    distributed.barrier()
-    if rank != 0:
-        return {}  # rank 0 writes the summary
-    for name in names:  # the other processes' sequences, finished before the barrier
-        if name not in results:
-            results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
-            computed = True
-    results = {name: results[name] for name in names}
+    return results, computed
+
+
+def _summary(results: dict[str, dict[str, Any]], label: str, cfg: RestoreConfig, read: dict[str, Any],
+             settings: dict[str, Any], root: Path, split: str | None, t_start: float) -> dict[str, Any]:
+    """What results.json holds: settings, per-sequence results, their mean, versions, device and wall time."""
+    from vidplug.evaluation.report import mean_row, runtime_versions
+
     first = next(iter(results.values()))
-    out = {
+    return {
         "label": label, "task": cfg.task.name, "method": cfg.method, "prior": first.get("prior"),
         "flow_model": first.get("metrics", {}).get("flow_model"), "device": first.get("device"),
-        "preprocessing": preprocessing_note(read), "split": None if sequences else split, "davis_root": str(root),
+        "preprocessing": preprocessing_note(read), "split": split, "davis_root": str(root),
         "settings": settings, "versions": runtime_versions(),
         "wall_time_s": sum(r["wall_time_s"] for r in results.values()),  # restoration time, summed over sequences
         "session_wall_time_s": time.time() - t_start,  # this invocation only (less when resumed)
         "mean": mean_row(results.values()), "sequences": results,
     }
-    if summary and (computed or not (out_dir / "report.md").is_file()):
-        write_eval_summary(out_dir, out, plots=plots)
-    return out
