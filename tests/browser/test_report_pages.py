@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # one tiny restore, eval and ablate, then ~10 s of browsing
 
 VIDEOS = "Array.from(document.querySelectorAll('#player video'))"
 FRAMES = f"{VIDEOS}.map(v => vidplugReport.frameOf(v.currentTime))"
