@@ -24,6 +24,7 @@ from vidplug.errors import VidplugError
 from vidplug.io import iter_frames, probe_video, select_indices
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore, quantize
+from vidplug.io.media import media_report, source_output_media
 from vidplug.io.sink import OutputSink
 from vidplug.models import Models
 from vidplug.physics import TASKS, build_operator, task_options
@@ -144,10 +145,15 @@ def _auto_chunk_size(cfg: RestoreConfig, models: Models, device: torch.device, i
                            micro_batch=cfg.solver.micro_batch)
 
 
+def selected_indices(info, read: dict[str, Any]) -> range:
+    """Source frame indices a reader yields for ``read`` options (start, end, stride, max_frames) on ``info``."""
+    return select_indices(info.num_frames, read.get("start", 0), read.get("end"), read.get("stride", 1),
+                          read.get("max_frames"))
+
+
 def count_frames(info, read: dict[str, Any]) -> int:
     """Frames a reader yields for ``read`` options (start, end, stride, max_frames) on a video of ``info``."""
-    return len(select_indices(info.num_frames, read.get("start", 0), read.get("end"), read.get("stride", 1),
-                              read.get("max_frames")))
+    return len(selected_indices(info, read))
 
 
 def restore_video(
@@ -167,6 +173,7 @@ def restore_video(
     resume: bool = False,
     chunk_solver: Callable[..., tuple[Tensor, dict[str, Any], Tensor | None]] | None = None,
     use_distributed: bool = True,
+    audio: str = "auto",
 ) -> RestoreResult:
     """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
 
@@ -184,6 +191,9 @@ def restore_video(
             per-frame baseline from another library run through this same harness.
         use_distributed: under torchrun, share the chunks among the processes (``chunk.seam=blend``); callers
             that shard work themselves (DAVIS sequences) pass False.
+        audio: the source's audio in ``out``: ``auto`` (copied, else re-encoded as AAC), ``copy`` (or fail
+            before any work), ``aac`` or ``none``. Colour, timestamps and rotation are always kept
+            (see :func:`vidplug.io.media.source_output_media`).
 
     Two passes: chunks are restored and checkpointed (in order for ``anchor`` seams; any order, by any process,
     for ``blend``), then rank 0 writes them in order and scores them. A killed run resumes from the checkpoints.
@@ -209,6 +219,7 @@ def restore_video(
     n = count_frames(info, read)
     if n < 1:
         raise VidplugError(f"{source} has no frames in the selected range; check --start/--end/--max-frames")
+    media = source_output_media(source, out, selected_indices(info, read), audio)  # impossible --audio copy fails
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
     models = models or Models(cfg, device)
@@ -226,11 +237,13 @@ def restore_video(
         from vidplug.metrics.stream import StreamingScores
 
         scores = StreamingScores(models.metrics_flow())
-    sink = OutputSink(out, side_by_side, info.fps, overwrite, keep_frames, cfg.method)
+    sink = OutputSink(out, side_by_side, info.fps, overwrite, keep_frames, cfg.method, media)
     chunk_reports = _assemble(run, chunks, store, sink, scores, computed)
     report = _report(cfg, source, out, simulate, device, n, info.fps, chunk_reports, models, scores,
                      time.time() - t_start)
     report["processes"] = world_size
+    report["media"] = media_report(media)
+    report["notes"] += media.notes
     atomic_write_text(cfg_path, dump_yaml(cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)

@@ -8,18 +8,24 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from vidplug.io.media import OutputMedia
 from vidplug.io.side_by_side import compose_side_by_side
 from vidplug.io.writer import VideoWriter
 
 
 class OutputSink:
     """Where restored chunks go: the output writer, an optional streaming side-by-side writer (observation |
-    restored | ground truth), and in-memory copies when asked for. All-or-nothing: on error nothing is left."""
+    restored | ground truth), and in-memory copies when asked for. All-or-nothing: on error nothing is left.
 
-    def __init__(self, out: Path, side_by_side, fps: float, overwrite: bool, keep: bool, method: str):
-        self.writers = [VideoWriter(out, fps=fps, overwrite=overwrite)]
+    ``media`` (colour, timestamps, rotation, audio of the source) goes to the output; the side-by-side video gets its
+    colour and timestamps only (upright panels, no sound)."""
+
+    def __init__(self, out: Path, side_by_side, fps: float, overwrite: bool, keep: bool, method: str,
+                 media: OutputMedia | None = None):
+        self.writers = [VideoWriter(out, fps=fps, overwrite=overwrite, media=media)]
         if side_by_side is not None:
-            self.writers.append(VideoWriter(side_by_side, fps=fps, overwrite=overwrite))
+            panel_media = OutputMedia(media.colour, 0, media.time_base, media.pts) if media is not None else None
+            self.writers.append(VideoWriter(side_by_side, fps=fps, overwrite=overwrite, media=panel_media))
         self.sbs = side_by_side is not None
         self.keep, self.label = keep, f"restored ({method})"
         self._kept: dict[str, list[Tensor]] = {"restored": [], "observation": [], "reference": []}
