@@ -48,7 +48,7 @@ def _encode_graph(width: int, height: int, src_fmt: str, pix_fmt: str, matrix: s
     nodes = [
         graph.add_buffer(width=width, height=height, format=src_fmt, time_base=time_base),
         graph.add("scale", f"out_color_matrix={matrix}:out_range={rng}:flags=bicubic+accurate_rnd+full_chroma_int"
-                  ":out_h_chr_pos=0:out_v_chr_pos=128"),
+                  + (":out_h_chr_pos=0:out_v_chr_pos=128" if "420" in pix_fmt else "")),  # H.264's 4:2:0 siting
         graph.add("format", pix_fmt),
         graph.add("buffersink"),
     ]
@@ -71,6 +71,7 @@ def write_clip(
     pix_fmt: str = "yuv420p",
     rotation: int = 0,
     tone_hz: float | None = None,
+    tone_switch: float | None = None,
     sample_rate: int = 48000,
     audio_codec: str = "aac",
     crf: int = 4,
@@ -83,6 +84,7 @@ def write_clip(
             ``i / fps``. rotation: display rotation in degrees (counter-clockwise, as the display matrix stores it).
         tagged: write the colour description (matrix, primaries, transfer, range) into the stream.
         tone_hz: add an audio stream: a sine of this frequency lasting exactly as long as the video.
+        tone_switch: from this time (seconds) on, the tone is an octave higher: a landmark to check sync against.
     """
     path = Path(path)
     t, h, w, _ = frames.shape
@@ -118,14 +120,17 @@ def write_clip(
             container.mux(packet)
         if audio is not None:
             last = pts[-1] + (pts[-1] - pts[-2] if t > 1 else int(round(1 / rate / time_base)))
-            _write_tone(container, audio, tone_hz, sample_rate, float(last * time_base))
+            _write_tone(container, audio, tone_hz, sample_rate, float(last * time_base), tone_switch)
     return path
 
 
-def _write_tone(container, audio, tone_hz: float, sample_rate: int, seconds: float) -> None:
+def _write_tone(container, audio, tone_hz: float, sample_rate: int, seconds: float, switch: float | None) -> None:
     n = int(round(seconds * sample_rate))
-    tone = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(n) / sample_rate)).astype(np.float32)
-    fmt = audio.codec_context.codec.audio_formats[0].name
+    t = np.arange(n) / sample_rate
+    freq = np.where(t >= switch, 2 * tone_hz, tone_hz) if switch is not None else np.full(n, tone_hz)
+    phase = 2 * np.pi * np.cumsum(freq) / sample_rate  # continuous phase across the switch
+    tone = (0.5 * np.sin(phase)).astype(np.float32)
+    fmt = audio.codec_context.codec.audio_formats[0].name  # e.g. fltp (aac), s16 (pcm, opus)
     block = 1024
     for start in range(0, n, block):
         chunk = tone[start : start + block]

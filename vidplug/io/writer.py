@@ -115,12 +115,15 @@ class VideoWriter:
         options = {}
         if fmt in ("mp4", "mov"):
             options["movflags"] = "+faststart"
-            if time_base.numerator == 1:  # keep the source's time base (the muxer picks its own otherwise)
+            # keep the source's time base (the muxer picks its own otherwise), unless it is too coarse to give
+            # B-frames distinct decode times (a 1/25 timescale leaves no room between frames)
+            if time_base.numerator == 1 and time_base.denominator >= 1000:
                 options["video_track_timescale"] = str(time_base.denominator)
         self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, pix_fmt
         self._stream.time_base = time_base
+        self._stream.codec_context.time_base = time_base  # else frames are rounded to ticks of 1/rate (VFR lost)
         self._stream.options = {"crf": str(self.crf)}
         colour = media.colour
         ctx = self._stream.codec_context
