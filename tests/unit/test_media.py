@@ -3,6 +3,7 @@ synthetic clips built with PyAV (vidplug.io.synthetic) whose truth is known."""
 
 from __future__ import annotations
 
+import json
 import re
 from fractions import Fraction
 
@@ -97,7 +98,9 @@ def test_vfr_timestamps_and_time_base_kept(tmp_path):
     media = probe_media(clip)
     assert media.vfr and [round(float(p * media.time_base) * 25) for p in media.pts] == pts
     out = tmp_path / "out.mp4"
-    assert main(["restore", str(clip), "--out", str(out), "--start", "2", *RESTORE]) == 0
+    assert main(["restore", str(clip), "--out", str(out), "--start", "2", "--report", str(tmp_path / "r.json"),
+                 *RESTORE]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["media"]["variable_frame_rate"] is True
     times = _streams(out)[0]
     assert [round(t * 25) for t in times] == [p - 3 for p in pts[2:]]  # the kept frames' times, from 0
     with av.open(str(out)) as c:

@@ -198,6 +198,8 @@ def source_output_media(source: str | os.PathLike, out: str | os.PathLike, indic
 
 def media_report(media: OutputMedia) -> dict:
     """The JSON summary of what an output kept of its source."""
+    steps = {b - a for a, b in zip(media.pts or [], (media.pts or [])[1:], strict=False)}
     return {"colour": media.colour.name, "rotation": media.rotation,
             "time_base": str(media.time_base) if media.time_base else None,
+            "variable_frame_rate": bool(steps) and max(steps) - min(steps) > 1,
             "audio": getattr(media.audio, "mode", None)}
