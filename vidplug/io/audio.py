@@ -3,7 +3,7 @@ fails with nothing written), then muxed by the video writer alongside the frames
 
 Audio follows the frames it belongs to: trimmed to the selected frames (``--start/--end``), shifted exactly as the
 video timestamps are, and interleaved with the video packets. It is stream-copied when the output container can
-hold the codec (no quality loss; cut at packet boundaries, ~20 ms), otherwise decoded, cut to the sample and
+hold the codec (no quality loss; cut at packet boundaries, within ~20 ms), otherwise decoded, cut to the sample and
 re-encoded as AAC. Frame selections that change the timing of the kept frames (``--stride``) drop it with a note:
 audio is never written out of sync.
 """
@@ -147,7 +147,10 @@ class AudioMuxer:
             self._done = True
             return
         if self.plan.mode == "copy":
-            if t >= self.plan.start - 1e-6:  # packets are kept whole: audio starts at most one packet late
+            # packets are kept whole, so every packet that sounds after the start is kept (the source's own
+            # priming packet, before time 0, included): the cut is within one packet (~20 ms) of the first frame
+            end = t + float((packet.duration or 0) * packet.time_base)
+            if end > self.plan.start + 1e-6:
                 tb = packet.time_base
                 shift = round(Fraction(self.plan.shift).limit_denominator(10**6) / tb)
                 packet.pts -= shift
