@@ -13,10 +13,14 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 
 from vidplug.errors import VidplugError
+
+if TYPE_CHECKING:
+    from vidplug.io.audio import AudioPlan
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +155,7 @@ class OutputMedia:
     rotation: int = 0  # display rotation to store; the frames written are upright and get turned back
     time_base: Fraction | None = None  # of ``pts``; None: 1/fps
     pts: list[int] | None = None  # one timestamp per frame written, in time_base units; None: 0, 1, 2, ...
-    audio: object | None = None  # AudioPlan, or None for no audio
+    audio: AudioPlan | None = None  # None: no audio
     notes: list[str] = field(default_factory=list)  # what was not kept, one line each
 
     def timestamp(self, i: int) -> int:
@@ -202,4 +206,4 @@ def media_report(media: OutputMedia) -> dict:
     return {"colour": media.colour.name, "rotation": media.rotation,
             "time_base": str(media.time_base) if media.time_base else None,
             "variable_frame_rate": bool(steps) and max(steps) - min(steps) > 1,
-            "audio": getattr(media.audio, "mode", None)}
+            "audio": media.audio.mode if media.audio is not None else None}
