@@ -24,7 +24,8 @@ from vidplug.errors import VidplugError
 from vidplug.io import iter_frames, probe_video, select_indices
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore, quantize
-from vidplug.io.media import media_report, source_output_media
+from vidplug.io.media import media_report
+from vidplug.io.output_plan import source_output_media
 from vidplug.io.sink import OutputSink
 from vidplug.models import Models
 from vidplug.physics import TASKS, build_operator, task_options
@@ -193,7 +194,7 @@ def restore_video(
             that shard work themselves (DAVIS sequences) pass False.
         audio: the source's audio in ``out``: ``auto`` (copied, else re-encoded as AAC), ``copy`` (or fail
             before any work), ``aac`` or ``none``. Colour, timestamps and rotation are always kept
-            (see :func:`vidplug.io.media.source_output_media`).
+            (see :func:`vidplug.io.output_plan.source_output_media`).
 
     Two passes: chunks are restored and checkpointed (in order for ``anchor`` seams; any order, by any process,
     for ``blend``), then rank 0 writes them in order and scores them. A killed run resumes from the checkpoints.

@@ -183,7 +183,7 @@ def test_mp4_output_is_faststart(tone_clip, tmp_path):
 
 
 def test_unknown_audio_mode_is_refused(tone_clip, tmp_path):
-    from vidplug.io.audio import plan_audio
+    from vidplug.io.output_plan import plan_audio
 
     with pytest.raises(VidplugError, match="unknown --audio"):
         plan_audio(probe_media(tone_clip), tmp_path / "o.mp4", "mp3", range(3))

@@ -1,98 +1,20 @@
-"""The source's audio in a restored video: planned before any work (:func:`plan_audio`, so an impossible request
-fails with nothing written), then muxed by the video writer alongside the frames (:class:`AudioMuxer`).
+"""Muxing the source's audio into a restored video alongside its frames (:class:`AudioMuxer`, used by the video
+writer); what to keep is decided beforehand by :func:`vidplug.io.output_plan.plan_audio`.
 
 Audio follows the frames it belongs to: trimmed to the selected frames (``--start/--end``), shifted exactly as the
 video timestamps are, and interleaved with the video packets. It is stream-copied when the output container can
 hold the codec (no quality loss; cut at packet boundaries, within ~20 ms), otherwise decoded, cut to the sample and
-re-encoded as AAC. Frame selections that change the timing of the kept frames (``--stride``) drop it with a note:
-audio is never written out of sync.
+re-encoded as AAC.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
 
-from vidplug.errors import VidplugError
-from vidplug.io.media import MediaInfo
-
-AUDIO_MODES = ("auto", "copy", "aac", "none")
-
-
-@dataclass
-class AudioPlan:
-    """Which audio to write and how."""
-
-    source: Path  # file holding the audio
-    index: int  # its audio stream index
-    mode: str  # "copy" (packets as they are) or "aac" (decoded, cut to the sample, re-encoded)
-    start: float  # seconds on the source timeline: audio before this is cut (the first selected frame)
-    end: float  # seconds: audio from here on is cut (the end of the last selected frame)
-    shift: float  # seconds subtracted from source times to give output times (as for the video timestamps)
-
-
-def _refuse_or_note(mode: str, reason: str, fix: str) -> str:
-    if mode == "copy":
-        raise VidplugError(f"--audio copy: {reason}; {fix}")
-    return f"audio dropped: {reason}"
-
-
-def plan_audio(media: MediaInfo | None, out: str | os.PathLike, mode: str, indices: range,
-               output_frames: int | None = None) -> tuple[AudioPlan | None, str | None]:
-    """Decide what happens to the source's audio for output ``out`` and the source frames ``indices``.
-
-    Args:
-        mode: ``auto`` (copy when the output container can hold the codec, else AAC), ``copy`` (copy or fail),
-            ``aac`` (always re-encode), ``none`` (drop).
-        output_frames: frames the output will have when a task changes the count (None: ``len(indices)``).
-
-    Returns:
-        (plan or None, a one-line note saying why audio was dropped or re-encoded, or None). Raises VidplugError
-        when ``mode`` is ``copy`` and the audio cannot be kept as it is.
-    """
-    if mode not in AUDIO_MODES:
-        raise VidplugError(f"unknown --audio {mode!r}; use {', '.join(AUDIO_MODES)}")
-    if mode == "none":
-        return None, None
-    if media is None or media.audio is None:
-        if mode == "copy":
-            raise VidplugError("--audio copy: the input has no audio stream; drop --audio copy")
-        return None, None
-    out = Path(out)
-    from vidplug.io.writer import container_format  # the writer decides what a path becomes
-
-    fmt = container_format(out)
-    if fmt is None:
-        return None, _refuse_or_note(mode, f"{out} is a folder of PNG frames, which has no audio track",
-                                     "write a .mp4 or .mkv to keep the audio")
-    if indices.step != 1:
-        return None, _refuse_or_note(mode, f"--stride {indices.step} keeps every {indices.step}-th frame, so the "
-                                     "audio would play out of sync", "use --stride 1 to keep the audio")
-    if output_frames is not None and output_frames != len(indices):
-        return None, _refuse_or_note(mode, f"the task turns {len(indices)} frames into {output_frames}",
-                                     "drop --audio copy")
-    supported = _supported_codecs(fmt)
-    note = None
-    if mode == "auto":
-        mode = "copy" if media.audio.codec in supported else "aac"
-        if mode == "aac":
-            note = f"audio re-encoded as AAC: {fmt} cannot hold {media.audio.codec}"
-    elif mode == "copy" and media.audio.codec not in supported:
-        raise VidplugError(f"--audio copy: {out.suffix} cannot hold {media.audio.codec} audio; use --audio aac or "
-                           "write a .mkv")
-    start, end = media.seconds(indices.start), media.seconds(indices[-1] + 1)
-    shift = start - media.seconds(0)
-    return AudioPlan(media.path, media.audio.index, mode, start, end, shift), note
-
-
-def _supported_codecs(fmt: str) -> set[str]:
-    with av.open(os.devnull, mode="w", format=fmt) as probe:
-        return set(probe.supported_codecs)
+from vidplug.io.media import AudioPlan
 
 
 class AudioMuxer:

@@ -8,21 +8,14 @@ frame ``i`` of a reader is timestamp ``pts[i]`` (checked by the tests on variabl
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 
 from vidplug.errors import VidplugError
-
-if TYPE_CHECKING:
-    from vidplug.io.audio import AudioPlan
-
-log = logging.getLogger(__name__)
 
 # AVCOL_SPC (matrix) -> FFmpeg scale filter name, for encoding with the matrix a clip is tagged with
 SCALE_MATRIX = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
@@ -147,9 +140,21 @@ def _audio_info(container) -> AudioInfo | None:
 
 
 @dataclass
+class AudioPlan:
+    """Which audio to write and how."""
+
+    source: Path  # file holding the audio
+    index: int  # its audio stream index
+    mode: str  # "copy" (packets as they are) or "aac" (decoded, cut to the sample, re-encoded)
+    start: float  # seconds on the source timeline: audio before this is cut (the first selected frame)
+    end: float  # seconds: audio from here on is cut (the end of the last selected frame)
+    shift: float  # seconds subtracted from source times to give output times (as for the video timestamps)
+
+
+@dataclass
 class OutputMedia:
     """What a writer keeps of the source for the frames it writes: colour tags, rotation flag, timestamps and audio
-    (an :class:`~vidplug.io.audio.AudioPlan`). The default is a plain BT.709 limited-range clip at a constant rate."""
+    (an :class:`AudioPlan`). The default is a plain BT.709 limited-range clip at a constant rate."""
 
     colour: Colour = field(default_factory=Colour)
     rotation: int = 0  # display rotation to store; the frames written are upright and get turned back
@@ -181,23 +186,6 @@ def output_media(media: MediaInfo | None, indices: range | None = None) -> Outpu
         return OutputMedia(media.colour, media.rotation)
     shift = kept[0] - media.pts[0]
     return OutputMedia(media.colour, media.rotation, media.time_base, [p - shift for p in kept])
-
-
-def source_output_media(source: str | os.PathLike, out: str | os.PathLike, indices: range,
-                        audio: str = "auto") -> OutputMedia:
-    """What output ``out`` keeps of ``source`` for its frames ``indices``: colour, timestamps, rotation and audio
-    (planned now, so ``audio="copy"`` fails before any work when it cannot be kept). A dropped or re-encoded audio
-    track is logged in one line and listed in ``notes``."""
-    from vidplug.io.audio import plan_audio  # audio.py builds on this module
-
-    media = probe_media(source)
-    plan, note = plan_audio(media, out, audio, indices)
-    kept = output_media(media, indices)
-    kept.audio = plan
-    if note:
-        log.warning(note)
-        kept.notes.append(note)
-    return kept
 
 
 def media_report(media: OutputMedia) -> dict:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from vidplug.errors import VidplugError
 from vidplug.io.atomic import atomic_path
+from vidplug.io.audio import AudioMuxer
 from vidplug.io.frames import IMAGE_EXTENSIONS, PngFolderWriter
 from vidplug.io.media import SCALE_MATRIX, OutputMedia
 from vidplug.io.transforms import check_frames, to_uint8_hwc
@@ -132,8 +133,6 @@ class VideoWriter:
         if media.rotation:
             self._stream.set_display_rotation(media.rotation)
         if media.audio is not None:
-            from vidplug.io.audio import AudioMuxer
-
             self._audio = AudioMuxer(media.audio, self._container)
         matrix = f":out_color_matrix={SCALE_MATRIX.get(colour.matrix, 'bt709')}"
         matrix += f":out_range={'pc' if colour.range == 2 else 'tv'}"
