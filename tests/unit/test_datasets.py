@@ -4,6 +4,7 @@ end (bicubic, tiny sizes), split files, and the bad inputs (empty root, mixed si
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 
 from vidplug.cli import main
 from vidplug.errors import VidplugError
-from vidplug.io.datasets import resolve_dataset
+from vidplug.io.datasets import read_split, resolve_dataset
 from vidplug.io.synthetic import colour_chart, write_clip
 
 EVAL = ["--task", "sr", "--set", "task.options.factor=2", "--method", "bicubic", "--no-progress", "--no-videos",
@@ -26,9 +27,9 @@ def _frames(folder, n=3, h=16, w=24, seed=0):
 
 @pytest.fixture
 def reds_root(tmp_path):
-    """train_sharp/{000,011,015,2}/ with three 16x24 frames each, and a stray file."""
+    """train_sharp/{000,011,015,020,2}/ with three 16x24 frames each, and a stray file."""
     root = tmp_path / "train_sharp"
-    for k, name in enumerate(("000", "011", "015", "2")):
+    for k, name in enumerate(("000", "011", "015", "020", "2")):
         _frames(root / name, seed=k)
     (root / "notes.txt").write_text("not a sequence")
     return root
@@ -49,10 +50,16 @@ def test_reds_like_tree_with_a_split_file_evaluated_end_to_end(reds_root, tmp_pa
 
 
 def test_sequence_folders_are_natural_sorted(reds_root):
-    assert resolve_dataset(reds_root).names == ["000", "2", "011", "015"]  # by number, not as text
+    assert resolve_dataset(reds_root).names == ["000", "2", "011", "015", "020"]  # by number, not as text
     assert resolve_dataset(reds_root, sequences=["015"]).names == ["015"]
     with pytest.raises(VidplugError, match="unknown sequence 'calendar'.*available: 000"):
         resolve_dataset(reds_root, sequences=["calendar"])
+
+
+def test_bundled_published_splits(reds_root):
+    splits = Path(__file__).resolve().parents[2] / "configs" / "splits"
+    assert resolve_dataset(reds_root, split=str(splits / "reds4.txt")).names == ["000", "011", "015", "020"]
+    assert read_split(splits / "vid4.txt") == ["calendar", "city", "foliage", "walk"]
 
 
 def test_folder_of_videos_evaluated_per_sequence_with_ablate_too(tmp_path):
