@@ -182,8 +182,16 @@ def test_mp4_output_is_faststart(tone_clip, tmp_path):
     assert 0 < data.find(b"moov") < data.find(b"mdat")  # the index first: playable while downloading
 
 
-def test_unknown_audio_mode_is_refused(tone_clip, tmp_path):
+def test_audio_plans_for_bad_modes_and_frame_count_changes(tone_clip, tmp_path):
     from vidplug.io.output_plan import plan_audio
 
+    media = probe_media(tone_clip)
     with pytest.raises(VidplugError, match="unknown --audio"):
-        plan_audio(probe_media(tone_clip), tmp_path / "o.mp4", "mp3", range(3))
+        plan_audio(media, tmp_path / "o.mp4", "mp3", range(3))
+    plan, note = plan_audio(media, tmp_path / "o.mp4", "auto", range(4, 16))
+    assert plan.mode == "copy" and note is None
+    assert (plan.start, plan.end, plan.shift) == pytest.approx((4 / FPS, 16 / FPS, 4 / FPS))
+    assert plan_audio(media, tmp_path / "o.mp4", "auto", range(20), output_frames=10) == (
+        None, "audio dropped: the task turns 20 frames into 10")
+    with pytest.raises(VidplugError, match="--audio copy: the task turns 20 frames into 10"):
+        plan_audio(media, tmp_path / "o.mp4", "copy", range(20), output_frames=10)

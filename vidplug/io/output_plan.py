@@ -80,8 +80,6 @@ def _supported_codecs(fmt: str) -> set[str]:
         return set(probe.supported_codecs)
 
 
-
-
 def source_output_media(source: str | os.PathLike, out: str | os.PathLike, indices: range,
                         audio: str = "auto") -> OutputMedia:
     """What output ``out`` keeps of ``source`` for its frames ``indices``: colour, timestamps, rotation and audio
