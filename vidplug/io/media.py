@@ -103,6 +103,13 @@ class MediaInfo:
         return float((self.pts[-1] + step * (index - len(self.pts) + 1)) * self.time_base)
 
 
+def first_frame(path: Path) -> av.VideoFrame | None:
+    """The first decoded frame of ``path``'s video stream (its colour tags and display rotation), from a fresh
+    demuxer: seeking back after reading packets is not possible in every container."""
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0), None) if container.streams.video else None
+
+
 def probe_media(source: str | os.PathLike) -> MediaInfo | None:
     """Timing, colour, rotation and audio of a video file, from its packets and first frame; None for a folder of
     images (no timing, sRGB). Raises VidplugError when the file cannot be read."""
@@ -114,12 +121,11 @@ def probe_media(source: str | os.PathLike) -> MediaInfo | None:
             if not container.streams.video:
                 raise VidplugError(f"{path} has no video stream; give a video file")
             stream = container.streams.video[0]
-            first = next(container.decode(stream), None)
-            container.seek(0)
             pts = sorted(p.pts for p in container.demux(stream) if p.size > 0 and p.pts is not None)
             audio = _audio_info(container)
             time_base = stream.time_base or Fraction(1, 25)
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        first = first_frame(path)
     except (av.FFmpegError, ValueError, IndexError, OverflowError) as exc:
         raise VidplugError(f"cannot read {path}: {exc}; check the file or re-encode it with ffmpeg") from None
     if first is None:

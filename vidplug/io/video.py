@@ -21,7 +21,7 @@ from torch import Tensor
 
 from vidplug.errors import VidplugError
 from vidplug.io.frames import folder_fps, image_size, iter_image_folder, list_images
-from vidplug.io.media import frame_colour
+from vidplug.io.media import first_frame, frame_colour
 from vidplug.io.transforms import Size, center_crop_resize, select_indices, to_rgb_tensor
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")  # read and written
@@ -128,12 +128,10 @@ def probe_video(source: str | os.PathLike) -> VideoInfo:
             if ctx is None or ctx.width <= 0 or ctx.height <= 0:
                 raise _decode_error(path, ValueError("unknown codec or frame size in the header"))
             h, w = ctx.height, ctx.width
-            if count > 0:
-                container.seek(0)
-                first = next(container.decode(stream), None)  # the display rotation travels with the frames
-                if first is not None and int(round((first.rotation or 0) / 90)) % 2:
-                    h, w = w, h  # frames are read upright
             info = VideoInfo(count, _video_fps(stream), h, w, str(source))
+        first = first_frame(path) if info.num_frames > 0 else None  # the display rotation travels with the frames
+        if first is not None and int(round((first.rotation or 0) / 90)) % 2:
+            info.height, info.width = w, h  # frames are read upright
     except _DECODE_ERRORS as exc:
         raise _decode_error(path, exc) from None
     if info.num_frames <= 0:
