@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "ablate": "ablate",
     "train-prior": "train_prior",
     "weights": "weights",
+    "view": "view",
 }
 
 

@@ -22,11 +22,13 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidplug.config import parse_override
+    from vidplug.config import TaskConfig, parse_override
     from vidplug.simulate import degrade_video
 
-    options = dict(parse_override(o) for o in args.options)
-    written = degrade_video(args.input, args.out, args.task, seed=args.seed, noise_sigma=args.noise,
-                            read=read_kwargs(args), overwrite=args.overwrite, **options)
+    # typed and checked like a config's task section before anything is read
+    task = TaskConfig(name=args.task, noise_sigma=args.noise, seed=args.seed,
+                      options=dict(parse_override(o) for o in args.options))
+    written = degrade_video(args.input, args.out, task.name, seed=task.seed, noise_sigma=task.noise_sigma,
+                            read=read_kwargs(args), overwrite=args.overwrite, **task.options)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
