@@ -274,7 +274,7 @@ class _Run:
         if self.simulate:  # the operator needs ctx clean frames on each side
             c_lo, c_hi = max(lo - self.ctx, 0), min(hi + self.ctx, self.n)
             clean = src.get(c_lo, c_hi).to(self.device)
-            y = observe(cfg.task.name, clean, c_lo, lo, hi, seed=cfg.task.seed, noise_sigma=cfg.task.noise_sigma,
+            y = observe(cfg.task.name, clean, c_lo, lo, hi, seed=cfg.task.seed, noise=cfg.task.noise_model,
                         **cfg.task.options)
             return y, clean[lo - c_lo : hi - c_lo], tuple(clean.shape[-2:])
         y = src.get(lo, hi).to(self.device)

@@ -12,7 +12,7 @@ from typing import Any
 from torch import Tensor
 
 from vidplug.errors import VidplugError
-from vidplug.physics import build_operator
+from vidplug.physics import NoiseModel, build_operator
 
 TEMPORAL_TASKS = {"temporal", "temporal+deblur"}
 
@@ -31,6 +31,7 @@ def observe(
     *,
     seed: int = 0,
     noise_sigma: float = 0.01,
+    noise: NoiseModel | str | float | None = None,
     **options: Any,
 ) -> Tensor:
     """Noisy observation of frames ``[start, stop)`` from clean frames ``[offset, offset + len(clean))``.
@@ -39,7 +40,7 @@ def observe(
     observed frame is complete (or cut by the video's real ends, where the operator replicates frames).
     """
     op = build_operator(task, clean.shape[0], tuple(clean.shape[-2:]), seed=seed, noise_sigma=noise_sigma,
-                        frame_offset=offset, **options).to(device=clean.device, dtype=clean.dtype)
+                        noise=noise, frame_offset=offset, **options).to(device=clean.device, dtype=clean.dtype)
     # the operator draws each frame's noise from (seed, absolute frame index): chunking does not change it
     return op(clean)[start - offset : stop - offset]
 
@@ -51,6 +52,7 @@ def degrade_video(
     *,
     seed: int = 0,
     noise_sigma: float = 0.01,
+    noise: NoiseModel | str | float | None = None,
     read: dict[str, Any] | None = None,
     overwrite: bool = False,
     chunk: int = 32,
@@ -78,7 +80,7 @@ def degrade_video(
             lo, hi = max(start - ctx, 0), min(stop + ctx, n)
             clean = src.get(lo, hi)
             writer.write(observe(task, clean, lo, start, stop, seed=seed, noise_sigma=noise_sigma,
-                                 **options).clamp(0, 1))
+                                 noise=noise, **options).clamp(0, 1))
             if mask_writer is not None:
                 op = build_operator(task, stop - start, tuple(clean.shape[-2:]), seed=seed, frame_offset=start,
                                     **options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidplug.cli.common import add_read_args, read_kwargs
+from vidplug.cli.common import NOISE_HELP, add_read_args, read_kwargs
 
 
 def register(sub) -> None:
@@ -13,7 +13,8 @@ def register(sub) -> None:
     p.add_argument("--task", required=True, help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
     p.add_argument("--out", required=True, help="output .mp4 or PNG folder (PNG keeps the noise exactly)")
     p.add_argument("--seed", type=int, default=0, help="seeds masks, kernels and noise")
-    p.add_argument("--noise", type=float, default=0.01, help="noise sigma on the [-1,1] scale (0 = none)")
+    p.add_argument("--noise", default="0.01", metavar="TYPE[:LEVEL]",
+                   help=NOISE_HELP + " (default: Gaussian sigma 0.01; 0 = none)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="OPTION=VALUE",
                    help="task option, e.g. --set factor=2, --set ratio=0.7, --set k=5")
     p.add_argument("--overwrite", action="store_true")
@@ -23,10 +24,12 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vidplug.config import parse_override
+    from vidplug.physics import parse_noise
     from vidplug.simulate import degrade_video
 
+    noise = parse_noise(args.noise)  # a bad --noise fails here, before anything is read
     options = dict(parse_override(o) for o in args.options)
-    written = degrade_video(args.input, args.out, args.task, seed=args.seed, noise_sigma=args.noise,
+    written = degrade_video(args.input, args.out, args.task, seed=args.seed, noise=noise,
                             read=read_kwargs(args), overwrite=args.overwrite, **options)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

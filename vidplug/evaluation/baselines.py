@@ -126,7 +126,8 @@ def diffpir_chunk_solver(settings: DiffPIRSettings | None = None) -> Callable[..
         t0 = time.time()
         init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse start, as DMPlug's
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        noise_std = max(cfg.task.noise_sigma / 2.0, settings.min_noise)  # [-1, 1] sigma -> std on [0, 1] frames
+        # DiffPIR needs a Gaussian level: the noise model's std at mid-grey (the sigma / 2 of Gaussian noise)
+        noise_std = max(cfg.task.noise_model.std_at(0.5), settings.min_noise)
         physics = window_physics(op, lo, hi, tuple(init.shape), tuple(y.shape), noise_std)
         sampler = DiffPIR(EpsDenoiser(models.prior), L2(), sigma=noise_std, max_iter=settings.steps,
                           zeta=settings.zeta, lambda_=settings.lambda_, verbose=progress, device=init.device)

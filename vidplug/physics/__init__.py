@@ -8,16 +8,19 @@ from vidplug.physics.base import VideoOperator
 from vidplug.physics.blur import MotionBlur, motion_blur_kernels
 from vidplug.physics.compose import ComposedOperator
 from vidplug.physics.inpaint import Inpainting, fill_missing, random_pixel_masks
-from vidplug.physics.noise import add_gaussian_noise
+from vidplug.physics.noise import NAMED_LEVELS, NOISE_TYPES, NoiseModel, add_gaussian_noise, parse_noise
 from vidplug.physics.registry import TASKS, build_operator, degrade, task_options
 from vidplug.physics.sr import SuperResolution
 from vidplug.physics.temporal import TemporalAverage, temporal_average_matrix
 
 __all__ = [
+    "NAMED_LEVELS",
+    "NOISE_TYPES",
     "TASKS",
     "ComposedOperator",
     "Inpainting",
     "MotionBlur",
+    "NoiseModel",
     "SuperResolution",
     "TemporalAverage",
     "VideoOperator",
@@ -26,6 +29,7 @@ __all__ = [
     "degrade",
     "fill_missing",
     "motion_blur_kernels",
+    "parse_noise",
     "random_pixel_masks",
     "task_options",
     "temporal_average_matrix",

@@ -3,7 +3,8 @@
 A :class:`VideoOperator` maps a clean video ``x (T, C, H, W)`` in [0, 1] to an observation ``y``:
 
 - ``A(x)``: the noiseless degradation (differentiable in ``x``; the solver back-propagates through it);
-- ``forward(x, generator)``: ``A(x)`` plus Gaussian noise, i.e. a simulated observation;
+- ``forward(x, generator)``: ``A(x)`` plus the operator's :class:`~vidplug.physics.noise.NoiseModel`, i.e. a simulated
+  observation;
 - ``A_adjoint(y)``: the exact adjoint of ``A`` (linear operators only);
 - ``A_dagger(y)``: a cheap initial estimate in x-space, shape ``(T, C, H, W)``, clamped to [0, 1].
 
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from vidplug.errors import VidplugError
-from vidplug.physics.noise import add_gaussian_noise
+from vidplug.physics.noise import NoiseModel, parse_noise
 
 
 class VideoOperator(nn.Module):
@@ -31,7 +32,9 @@ class VideoOperator(nn.Module):
         frame_size: (H, W) of the clean frames.
         channels: C of the clean frames.
         noise_sigma: Gaussian noise std on the [-1, 1] scale (DMPlug convention); the std added to [0, 1] data is
-            ``noise_sigma / 2``. 0 disables noise.
+            ``noise_sigma / 2``. 0 disables noise. Ignored when ``noise`` is given.
+        noise: the measurement noise model: a :class:`~vidplug.physics.noise.NoiseModel` or its text form
+            (``"impulse:high"``, ``"shot:25"``, a bare number = Gaussian sigma); None = Gaussian ``noise_sigma``.
         seed: seed of every random draw of this operator.
         frame_offset: absolute index of the first frame (for chunks of a longer video).
     """
@@ -47,6 +50,7 @@ class VideoOperator(nn.Module):
         noise_sigma: float = 0.01,
         seed: int = 0,
         frame_offset: int = 0,
+        noise: NoiseModel | str | float | None = None,
     ) -> None:
         super().__init__()
         if num_frames < 1:
@@ -59,7 +63,8 @@ class VideoOperator(nn.Module):
         self.num_frames = int(num_frames)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.channels = int(channels)
-        self.noise_sigma = float(noise_sigma)
+        self.noise_model = parse_noise(noise, default_sigma=noise_sigma)
+        self.noise_sigma = self.noise_model.sigma  # Gaussian sigma on [-1, 1]; 0 for the other noise types
         self.seed = int(seed)
         self.frame_offset = int(frame_offset)
 
@@ -104,14 +109,12 @@ class VideoOperator(nn.Module):
         raise NotImplementedError
 
     def noise(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``y`` plus Gaussian noise of std ``noise_sigma / 2``; see :func:`vidplug.physics.noise.add_gaussian_noise`.
+        """``y`` plus this operator's noise (:attr:`noise_model`; see :class:`vidplug.physics.noise.NoiseModel`).
 
         With ``generator=None`` frame t's noise is drawn from its own seeded generator (seed, absolute index), so a
         chunk's noise equals the slice of the whole video's noise.
         """
-        return add_gaussian_noise(
-            y, self.noise_sigma, generator=generator, seed=self.seed, frame_indices=self.frame_indices
-        )
+        return self.noise_model(y, generator=generator, seed=self.seed, frame_indices=self.frame_indices)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Simulated observation ``noise(A(x))``."""
@@ -159,6 +162,6 @@ class VideoOperator(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"task={self.task!r}, input_shape={self.input_shape}, noise_sigma={self.noise_sigma}, seed={self.seed}, "
+            f"task={self.task!r}, input_shape={self.input_shape}, noise={self.noise_model.spec()!r}, seed={self.seed}, "
             f"frame_offset={self.frame_offset}"
         )

@@ -13,6 +13,7 @@ from vidplug.physics.base import VideoOperator
 from vidplug.physics.blur import MotionBlur
 from vidplug.physics.compose import ComposedOperator
 from vidplug.physics.inpaint import Inpainting
+from vidplug.physics.noise import NoiseModel
 from vidplug.physics.sr import SuperResolution
 from vidplug.physics.temporal import TemporalAverage
 
@@ -37,6 +38,7 @@ def _temporal_deblur(
     kernels: Tensor | None = None,
     dagger_steps: int = 0,
     noise_sigma: float = 0.01,
+    noise=None,
     **common,
 ) -> VideoOperator:
     blur = MotionBlur(
@@ -52,11 +54,11 @@ def _temporal_deblur(
     )
     temporal = TemporalAverage(num_frames, frame_size, k=k, noise_sigma=0.0, **common)
     return ComposedOperator(
-        "temporal+deblur", [blur, temporal], dagger_steps=dagger_steps, noise_sigma=noise_sigma
+        "temporal+deblur", [blur, temporal], dagger_steps=dagger_steps, noise_sigma=noise_sigma, noise=noise
     )
 
 
-# task name -> builder(num_frames, frame_size, *, channels, noise_sigma, seed, frame_offset, **task options)
+# task name -> builder(num_frames, frame_size, *, channels, noise_sigma, noise, seed, frame_offset, **task options)
 _BUILDERS: dict[str, Callable[..., VideoOperator]] = {
     "sr4": _sr4,
     "sr": _sr,
@@ -68,7 +70,7 @@ _BUILDERS: dict[str, Callable[..., VideoOperator]] = {
 TASKS: tuple[str, ...] = tuple(_BUILDERS)
 
 # options every builder takes, not task options
-_COMMON = {"num_frames", "frame_size", "channels", "noise_sigma", "seed", "frame_offset"}
+_COMMON = {"num_frames", "frame_size", "channels", "noise_sigma", "noise", "seed", "frame_offset"}
 
 
 def task_options(task: str) -> dict[str, object]:
@@ -94,6 +96,7 @@ def build_operator(
     noise_sigma: float = 0.01,
     frame_offset: int = 0,
     channels: int = 3,
+    noise: NoiseModel | str | float | None = None,
     **task_opts,
 ) -> VideoOperator:
     """Build the degradation ``task`` for ``num_frames`` frames of ``frame_size = (H, W)``.
@@ -106,7 +109,8 @@ def build_operator(
     padding="reflect", kernels=None, dagger_steps=0); ``temporal+deblur`` (the union of temporal's and deblur's).
     :func:`task_options` lists them. A temporal operator built for a chunk replicates the chunk's end frames: give
     it ``operator.context`` extra frames on each side to match the whole video's operator.
-    ``noise_sigma`` is on the [-1, 1] scale (std on [0, 1] frames = noise_sigma / 2).
+    ``noise_sigma`` is on the [-1, 1] scale (std on [0, 1] frames = noise_sigma / 2). ``noise`` (a
+    :class:`~vidplug.physics.noise.NoiseModel` or text such as ``"impulse:high"``) replaces it when given.
 
     Raises:
         VidplugError: unknown task or option, or a frame size the operator cannot take.
@@ -121,6 +125,7 @@ def build_operator(
         frame_size=tuple(frame_size),
         channels=channels,
         noise_sigma=noise_sigma,
+        noise=noise,
         seed=seed,
         frame_offset=frame_offset,
         **task_opts,
@@ -128,7 +133,8 @@ def build_operator(
 
 
 def degrade(
-    frames: Tensor, task: str, *, seed: int = 0, noise_sigma: float = 0.01, frame_offset: int = 0, **opts
+    frames: Tensor, task: str, *, seed: int = 0, noise_sigma: float = 0.01, frame_offset: int = 0,
+    noise: NoiseModel | str | float | None = None, **opts,
 ) -> tuple[Tensor, VideoOperator]:
     """Simulate an observation of ``frames (T, C, H, W)`` in [0, 1]: ``(y, operator)`` with ``y = operator(frames)``.
 
@@ -141,7 +147,8 @@ def degrade(
         raise VidplugError(f"frames must be a (T, C, H, W) tensor, got shape {tuple(frames.shape)}")
     t, c, h, w = frames.shape
     op = build_operator(
-        task, t, (h, w), seed=seed, noise_sigma=noise_sigma, frame_offset=frame_offset, channels=c, **opts
+        task, t, (h, w), seed=seed, noise_sigma=noise_sigma, frame_offset=frame_offset, channels=c, noise=noise,
+        **opts,
     )
     op = op.to(device=frames.device, dtype=frames.dtype)
     return op(frames), op
