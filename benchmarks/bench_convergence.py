@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "environment": env,
         "settings": {"prior": args.prior, "init": args.init, "frames": t, "size_hw": [h, w], "task": "sr4", "iters": args.iters,
                      "num_steps": args.steps, "noise_sigma": args.noise_sigma, "seed": args.seed,
-                     "es_window": SolverConfig.es_window, "es_patience": SolverConfig.es_patience},
+                     **{f"es_{k}": v for k, v in SolverConfig().es_settings().items()}},
         "bicubic_psnr": bicubic, "runs": rows, "es_wmv": es_row,
     }
     out = Path(args.out)

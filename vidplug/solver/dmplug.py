@@ -24,7 +24,7 @@ import copy
 import math
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from vidplug.errors import VidplugError
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import SPACINGS, ddim_timesteps, reverse_to_unit
-from vidplug.solver.early_stop import ESWMV
+from vidplug.solver.early_stop import ES_MODES, ESWMV
 from vidplug.solver.seeds import SEED_MODES, SeedParam, draw_seeds, make_seeds
 from vidplug.solver.terms import DataFidelity, LossTerm
 
@@ -45,6 +45,12 @@ STOP_REASONS = ("es-wmv", "max-iters", "diverged")
 
 
 INITS = ("random", "inversion")
+# ES-WMV settings by name. published: Wang et al., TMLR 2023 / DMPlug (never stopped within 200 iterations here).
+# tuned: chosen on recorded runs of the bundled prior (benchmarks/tune_es.py; benchmarks/RESULTS.md, "ES-WMV").
+ES_PRESETS: dict[str, dict] = {
+    "published": {"window": 20, "patience": 50, "mode": "window", "downscale": 1},
+    "tuned": {"window": 20, "patience": 50, "mode": "window", "downscale": 1},
+}
 
 @dataclass
 class SolverConfig:
@@ -58,8 +64,12 @@ class SolverConfig:
     checkpoint: bool = False  # recompute DDIM-step activations in backward: less memory, ~1 extra forward
     autocast: str = "none"  # none | bf16 | fp16: precision of the prior network (DDIM arithmetic stays fp32)
     early_stop: bool = True  # ES-WMV: stop when the output's windowed variance stops reaching new minima
-    es_window: int = 20  # W, iterations in the ES-WMV variance window
-    es_patience: int = 50  # P, stop after this many iterations without a new variance minimum
+    es_preset: str = "tuned"  # ES-WMV settings by name (ES_PRESETS): tuned | published (W 20, P 50, TMLR 2023)
+    es_window: int | None = None  # W, iterations in the ES-WMV variance window (EMA span); None = the preset's
+    es_patience: int | None = None  # P, stop after this many iterations without a new minimum; None = preset's
+    es_mode: str | None = None  # window (published) | ema (exponential moving variance); None = the preset's
+    es_downscale: int | None = None  # variance on k x k average-pooled outputs (1 = published); None = preset's
+    es_observe: bool = False  # run all iters anyway and return ES-WMV's choice (to record the whole PSNR curve)
     es_check_every: int = 10  # iterations between host reads of the (on-device) ES and divergence flags
     seed_mode: str = "independent"  # independent (one z per frame) | shared (z_t = z_shared + r_t)
     seed_rank: int = 0  # shared mode: rank of the residual r_t across frames; 0 = full residual
@@ -92,10 +102,17 @@ class SolverConfig:
             raise VidplugError(f"solver.eta must be >= 0, got {self.eta}")
         if self.autocast not in AUTOCAST:
             raise VidplugError(f"unknown solver.autocast '{self.autocast}'; use one of: {', '.join(AUTOCAST)}")
-        if self.es_window < 2:
-            raise VidplugError(f"solver.es_window must be >= 2 iterations, got {self.es_window}")
-        if self.es_patience < 1:
-            raise VidplugError(f"solver.es_patience must be >= 1 iteration, got {self.es_patience}")
+        if self.es_preset not in ES_PRESETS:
+            raise VidplugError(f"unknown solver.es_preset '{self.es_preset}'; use one of: {', '.join(ES_PRESETS)}")
+        es = self.es_settings()
+        if es["window"] < 2:
+            raise VidplugError(f"solver.es_window must be >= 2 iterations, got {es['window']}")
+        if es["patience"] < 1:
+            raise VidplugError(f"solver.es_patience must be >= 1 iteration, got {es['patience']}")
+        if es["mode"] not in ES_MODES:
+            raise VidplugError(f"unknown solver.es_mode '{es['mode']}'; use one of: {', '.join(ES_MODES)}")
+        if es["downscale"] < 1:
+            raise VidplugError(f"solver.es_downscale must be >= 1, got {es['downscale']}")
         if self.es_check_every < 1 or self.log_every < 1:
             raise VidplugError("solver.es_check_every and solver.log_every must be >= 1 iteration")
         if self.seed_mode not in SEED_MODES:
@@ -108,6 +125,14 @@ class SolverConfig:
             raise VidplugError(f"solver.seed_rank must be >= 0 (0 = full residual), got {self.seed_rank}")
         if not 0.0 <= self.seed_residual_scale <= 1.0:
             raise VidplugError(f"solver.seed_residual_scale must be in [0, 1], got {self.seed_residual_scale}")
+
+    def es_settings(self) -> dict:
+        """ES-WMV's ``window``, ``patience``, ``mode`` and ``downscale``: the preset's, overridden by any es_* key set."""
+        out = dict(ES_PRESETS[self.es_preset])
+        given = {"window": self.es_window, "patience": self.es_patience, "mode": self.es_mode,
+                 "downscale": self.es_downscale}
+        out.update({k: v for k, v in given.items() if v is not None})
+        return out
 
     @property
     def resolved_lr(self) -> float:
@@ -133,6 +158,7 @@ class SolveResult:
     notes: list[str] = field(default_factory=list)  # human-readable events (divergence, fallbacks)
     oracle_psnr: list[float] | None = None  # ORACLE: per-iteration mean frame PSNR (dB) vs reference; never used
     es_variance: list[float] | None = None  # ES-WMV windowed variance per iteration (NaN until the window fills)
+    es_stop_iteration: int | None = None  # iteration at which ES-WMV's rule fired (None: it never did)
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no tensors; NaN/inf in the curves become None, which strict JSON can hold)."""
@@ -164,6 +190,7 @@ def solve(
     progress: bool = True,
     desc: str = "dmplug",
     frame_shape: tuple[int, int, int, int] | None = None,
+    on_iterate: Callable[[int, Tensor], None] | None = None,
 ) -> SolveResult:
     """Restore the frames behind observation ``y`` with DMPlug (all frames of the chunk jointly).
 
@@ -180,6 +207,9 @@ def solve(
         progress: show a tqdm bar.
         desc: the bar's label.
         frame_shape: ``(T, C, H, W)`` of ``x`` when the operator cannot tell.
+        on_iterate: called as ``on_iterate(iteration, x)`` with every iterate's output ``x (T, C, H, W)`` (detached,
+            unclamped; copy it to keep it). For studies of the stopping rule (benchmarks/tune_es.py); it may
+            synchronise with the device, so leave it None in production runs.
 
     Returns:
         :class:`SolveResult`. Raises :class:`VidplugError` if the loss diverges twice with nothing finite to return.
@@ -207,6 +237,7 @@ def solve(
         prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
         timesteps=timesteps, noise=noise, config=config,
         reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
+        on_iterate=on_iterate,
     )
 
     start = time.perf_counter()
@@ -249,6 +280,7 @@ def solve(
         stopped_by=final.stopped_by, loss_history=final.history, wall_time_s=wall, iters_per_s=ips,
         frame_iters_per_s=ips * shape[0], lr=lr, retries=len(attempts) - 1, notes=notes,
         oracle_psnr=final.oracle, es_variance=final.es_variance,
+        es_stop_iteration=final.es.stop_iteration if final.es is not None else None,
     )
 
 
@@ -359,6 +391,7 @@ class _Problem:
     noise: list[Tensor] | None
     config: SolverConfig
     reference: Tensor | None
+    on_iterate: Callable[[int, Tensor], None] | None = None
 
 
 @dataclass
@@ -380,7 +413,7 @@ class _Attempt:
             return self.es.best_output, self.es.best_z, self.es.best_iteration, ""
         how = ""
         if self.es is not None:
-            how = "ES-WMV window never filled (iters < es_window); returned the last iterate"
+            how = "ES-WMV window never filled (iters < its window); returned the last iterate"
         return (*self.last, how)
 
     def fallback(self) -> tuple[Tensor | None, Tensor | None, int, str]:
@@ -402,7 +435,7 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
         # (e.g. from a DDIM-inversion warm start); stopping is ES-WMV's and iters' job
         opt = torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=10, line_search_fn=None,
                                 tolerance_grad=0.0, tolerance_change=0.0)
-    es = ESWMV(cfg.es_window, cfg.es_patience) if cfg.early_stop else None
+    es = ESWMV(**cfg.es_settings()) if cfg.early_stop else None
     autocast_dtype = AUTOCAST[cfg.autocast]
     # L-BFGS is not scale-invariant in its first step (lr * g while |g|_1 < 1): on a mean-reduced loss near a good
     # warm start that step is below float32 resolution and the seeds never move. It minimises the loss summed over
@@ -456,6 +489,8 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
                 mse = ((xd.clamp(0, 1) - problem.reference) ** 2).mean(dim=(1, 2, 3))  # (T,) per frame
                 oracle[it] = (10.0 * torch.log10(1.0 / mse.clamp_min(1e-12))).mean()
         current["x"], current["z"] = xd, zd.clone()  # z is the parameter itself in independent mode
+        if problem.on_iterate is not None:
+            problem.on_iterate(it, xd)
         return objective
 
     stopped_by, it = "max-iters", -1
@@ -476,7 +511,7 @@ def _run_attempt(problem: _Problem, seeds: SeedParam, lr: float, progress: bool,
                 if bad:
                     stopped_by = "diverged"
                     break
-                if stop:
+                if stop and not cfg.es_observe:
                     stopped_by = "es-wmv"
                     break
     n = it + 1

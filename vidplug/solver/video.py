@@ -66,6 +66,7 @@ def restore_chunk(
     anchors: Tensor | None,
     reference: Tensor | None,
     progress: bool = True,
+    on_iterate=None,
 ) -> tuple[Tensor, dict[str, Any], Tensor | None]:
     """Restore the optimised window of one chunk.
 
@@ -74,6 +75,7 @@ def restore_chunk(
         op: the operator built for the window (frame_offset = window_start).
         anchors (Tensor | None): fixed, already written frames ``[anchor_start, start)``.
         reference (Tensor | None): clean window frames (simulation only; drives the ORACLE curve, never a decision).
+        on_iterate: passed to :func:`~vidplug.solver.solve` (studies of the stopping rule only).
 
     Returns:
         (Tensor, dict, Tensor | None): restored window frames ``(window_len, C, H, W)`` in [0, 1], the solver
@@ -105,5 +107,6 @@ def restore_chunk(
         reference=reference,
         progress=progress,
         desc=f"chunk {chunk.index}",
+        on_iterate=on_iterate,
     )
     return result.frames, result.to_dict(), result.z
