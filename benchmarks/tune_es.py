@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,95 @@ def record(args: argparse.Namespace) -> None:
             print(f"{cell.name}: {time.time() - t0:.0f} s", flush=True)
 
 
+GRID = {"window": (3, 5, 8, 10, 15, 20, 30), "patience": (3, 5, 8, 10, 15, 20, 30, 50), "mode": ("window", "ema"),
+        "downscale": (1, 4)}
+GAP_GOAL, DROP_GOAL = 0.5, 0.3  # dB: returned within 0.5 dB of the ORACLE best; fired before a 0.3 dB fall
+
+
+def replay_cell(cell: dict, rule: dict) -> dict:
+    """Run stopping ``rule`` over one recorded cell: stop/choice iterations and their ORACLE scores."""
+    from vidplug.solver.early_stop import ESWMV
+
+    es = ESWMV(**rule)
+    curve = cell["oracle_psnr"]
+    for it, x in enumerate(cell["outputs"]):
+        es.update(x.float(), it)
+    n = len(curve)
+    chosen = es.best_iteration if es.best_iteration is not None else n - 1
+    stop = es.stop_iteration
+    at = stop if stop is not None else n - 1  # never fired: the run goes on to the end
+    best = max(curve)
+    return {"stop": stop, "chosen": chosen, "gap": best - curve[chosen], "drop": max(curve[: at + 1]) - curve[at],
+            "returned": curve[chosen], "best": best, "best_it": curve.index(best), "last": curve[-1]}
+
+
+def variance_series(cell: dict, window: int, mode: str, downscale: int) -> list[float]:
+    """The rule's variance after each iteration (NaN before its window fills): one pass of the real detector."""
+    from vidplug.solver.early_stop import ESWMV
+
+    es, out = ESWMV(window, 10**9, mode=mode, downscale=downscale), []
+    for it, x in enumerate(cell["outputs"]):
+        es.update(x.float(), it)
+        out.append(float(es.last_variance))
+    return out
+
+
+def decide(series: list[float], curve: list[float], patience: int) -> dict:
+    """ESWMV's decision on a precomputed variance series (strict new minimum, patience, frozen once fired): the
+    sweep over patience costs nothing. The reported presets are re-run through ESWMV itself (replay_cell)."""
+    best, best_it, since, stop = float("inf"), None, 0, None
+    for it, v in enumerate(series):
+        if v != v:  # NaN: window not full
+            continue
+        if v < best:
+            best, best_it, since = v, it, 0
+        else:
+            since += 1
+            if since >= patience:
+                stop = it
+                break
+    n = len(curve)
+    chosen = best_it if best_it is not None else n - 1
+    at = stop if stop is not None else n - 1
+    top = max(curve)
+    return {"stop": stop, "chosen": chosen, "gap": top - curve[chosen], "drop": max(curve[: at + 1]) - curve[at]}
+
+
+def _score(results: list[dict]) -> tuple[float, float]:
+    """Worst normalised violation over cells (<= 1: every goal met), then the mean gap."""
+    worst = max(max(r["gap"] / GAP_GOAL, r["drop"] / DROP_GOAL) for r in results)
+    return worst, sum(r["gap"] for r in results) / len(results)
+
+
+def replay(args: argparse.Namespace) -> None:
+    import itertools
+
+    cells = {p.stem: torch.load(p) for p in sorted(Path(args.dir).glob("*.pt"))}
+    tune = {k: v for k, v in cells.items() if k.startswith(args.tune + "_")}
+    scored = []
+    for window, mode, ds in itertools.product(GRID["window"], GRID["mode"], GRID["downscale"]):
+        series = [(variance_series(c, window, mode, ds), c["oracle_psnr"]) for c in tune.values()]
+        for patience in GRID["patience"]:
+            res = [decide(v, curve, patience) for v, curve in series]
+            scored.append((_score(res), {"window": window, "patience": patience, "mode": mode, "downscale": ds}))
+    scored.sort(key=lambda s: s[0])
+    best_rule = scored[0][1]
+    named = {"published": {"window": 20, "patience": 50, "mode": "window", "downscale": 1}, "tuned": best_rule}
+    report = {"tune_clip": args.tune, "grid": GRID, "top": [{"score": s, "rule": r} for s, r in scored[:10]],
+              "cells": {name: {k: replay_cell(c, rule) for k, c in cells.items()} for name, rule in named.items()},
+              "rules": named}
+    for name, rule in named.items():
+        print(f"## {name}: {rule}")
+        for k, r in report["cells"][name].items():
+            flag = "ok" if r["gap"] <= GAP_GOAL and r["drop"] <= DROP_GOAL and r["stop"] is not None else "NOT met"
+            print(f"{k:32s} stop {str(r['stop']):>4s} chosen {r['chosen']:3d} returned {r['returned']:.2f} "
+                  f"best {r['best']:.2f}@{r['best_it']:3d} last {r['last']:.2f} gap {r['gap']:.2f} "
+                  f"drop {r['drop']:.2f} {flag}")
+    print("top rules on the tuning clip:", *[f"{s} {r}" for s, r in scored[:5]], sep="\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -76,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--iters", type=int, default=150)
     r.add_argument("--set", dest="overrides", action="append", default=[])
     r.set_defaults(func=record)
+    p2 = sub.add_parser("replay")
+    p2.add_argument("dir")
+    p2.add_argument("--tune", required=True, help="NAME of the tuning clip (cells NAME_*.pt)")
+    p2.add_argument("--json", default=None)
+    p2.set_defaults(func=replay)
     args = p.parse_args(argv)
     args.func(args)
     return 0
