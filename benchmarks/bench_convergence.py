@@ -34,7 +34,6 @@ from benchmarks.common import (
     load_bench_prior,
     markdown_table,
     parse_size,
-    resolve_device,
 )
 from vidplug.demo import sample_clip
 from vidplug.errors import MissingWeightsError, VidplugError
@@ -42,6 +41,7 @@ from vidplug.io import read_video
 from vidplug.io.atomic import atomic_write_json, atomic_write_with
 from vidplug.metrics.fidelity import psnr
 from vidplug.physics import build_operator
+from vidplug.runtime import resolve_device
 from vidplug.solver import SolverConfig, solve
 
 log = logging.getLogger("benchmarks.bench_convergence")

@@ -49,7 +49,6 @@ from benchmarks.common import (
     markdown_table,
     parse_list,
     parse_size,
-    resolve_device,
 )
 from benchmarks.memory_estimate import (
     SolverStep,
@@ -67,8 +66,9 @@ from benchmarks.memory_estimate import (
 from vidplug.errors import VidplugError
 from vidplug.io.atomic import atomic_write_json
 from vidplug.prior.ddim import ddim_timesteps
-from vidplug.solver.dmplug import AUTOCAST
+from vidplug.runtime import resolve_device
 from vidplug.solver.memory import IterationMemory
+from vidplug.solver.reverse import AUTOCAST
 
 log = logging.getLogger("benchmarks.bench_memory")
 GIB = 2**30

@@ -20,7 +20,7 @@ from benchmarks.common import append_results, env_line, environment, parse_size
 from vidplug.demo import DEMO_FRAMES, DEMO_SIZE, compare_methods, demo_config, sample_clip
 from vidplug.io.atomic import atomic_write_json
 from vidplug.models import Models
-from vidplug.pipeline import resolve_device
+from vidplug.runtime import resolve_device
 
 
 def targets(rows: dict[str, dict[str, Any]]) -> dict[str, bool]:

@@ -44,7 +44,6 @@ from benchmarks.common import (
     parse_list,
     parse_size,
     peak_matmul_flops,
-    resolve_device,
     time_calls,
 )
 from vidplug.errors import VidplugError
@@ -52,7 +51,9 @@ from vidplug.io.atomic import atomic_write_json
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps
-from vidplug.solver.dmplug import AUTOCAST, SolverConfig, backprop_through_r, fast_prior, reverse_fn
+from vidplug.runtime import resolve_device
+from vidplug.solver.config import SolverConfig
+from vidplug.solver.reverse import AUTOCAST, backprop_through_r, fast_prior, reverse_fn
 from vidplug.solver.seeds import make_seeds
 from vidplug.solver.terms import DataFidelity
 

@@ -82,13 +82,6 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VidplugError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    return device
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # time and FLOPs
 

@@ -36,8 +36,8 @@ from benchmarks.common import load_bench_prior
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.dmplug import backprop_through_r, reverse_fn
 from vidplug.solver.memory import IterationMemory, chunk_size_for_memory
+from vidplug.solver.reverse import backprop_through_r, reverse_fn
 from vidplug.solver.seeds import IndependentSeeds
 from vidplug.solver.terms import DataFidelity
 

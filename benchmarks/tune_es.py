@@ -14,7 +14,6 @@ The ground truth is used only to score the rules (ORACLE columns), never inside 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -32,9 +31,10 @@ def _cell_config(task: str, noise: str, iters: int, overrides: list[str]):
 
 
 def record(args: argparse.Namespace) -> None:
+    from vidplug.methods import DMPlugMethod
     from vidplug.models import Models
-    from vidplug.pipeline import resolve_device, restore_video
-    from vidplug.solver.video import restore_chunk
+    from vidplug.pipeline import restore_video
+    from vidplug.runtime import resolve_device
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,7 +50,7 @@ def record(args: argparse.Namespace) -> None:
             if models is None:
                 models = Models(cfg, resolve_device(cfg.device))
             traj: list[torch.Tensor] = []
-            solver = functools.partial(restore_chunk, on_iterate=lambda it, x, traj=traj: traj.append(x.to(torch.float16)))
+            solver = DMPlugMethod(on_iterate=lambda it, x, traj=traj: traj.append(x.to(torch.float16)))
             t0 = time.time()
             res = restore_video(path, out / "tmp" / f"{cell.stem}.mp4", cfg, simulate=True, read=read,
                                 overwrite=True, progress=False, models=models, chunk_solver=solver,

@@ -7,19 +7,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from vidplug.config import RestoreConfig, load_config, merge
+from vidplug.config import RestoreConfig, load_config, load_table, merge
+from vidplug.config.bundled import bundled
 from vidplug.errors import VidplugError
 from vidplug.evaluation.report import ranked_table
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 
 SAMPLE_CLIP = "bikes_sample.mp4"
-
-# Method name -> config changes on top of the demo config.
-DEMO_METHODS: dict[str, dict[str, Any]] = {
-    "bicubic": {"method": "bicubic"},
-    "dmplug (per frame)": {"consistency": {"semantic_weight": 0.0, "pixel_weight": 0.0}},
-    "vidplug (full)": {},
-}
+DEMO_RUN = "demo/run.yaml"  # under configs/: the demo's settings (task, prior, chunking)
+DEMO_METHODS = "demo/methods.yaml"  # under configs/: the table's rows (label -> output, change)
 
 
 def sample_clip() -> Path:
@@ -29,38 +25,37 @@ def sample_clip() -> Path:
 
 DEMO_FRAMES = 8  # first frames of the clip
 DEMO_SIZE = (64, 128)  # (H, W) the clip is resized to: SR x4 observes 16 x 32
-# SR x4 (DMPlug's noise and DDIM setting) with the bundled prior and the full method (default consistency weights),
-# sized for about 3 minutes on 2 CPU cores: a DDIM-inversion warm start from bicubic and 60 Adam iterations, where
-# DMPlug's published setting runs thousands from random seeds on a GPU.
-DEMO_SETTINGS: dict[str, Any] = {
-    "task": {"name": "sr4"},
-    "prior": {"name": "tiny"},
-    "solver": {"iters": 60, "init": "inversion", "es_window": 10, "es_patience": 15},
-    "chunk": {"size": 8, "overlap": 2},
-}
 
 
 def demo_config(overrides: list[str] | None = None) -> RestoreConfig:
-    """The demo's settings (:data:`DEMO_SETTINGS` on the defaults) with optional dotted overrides."""
-    return load_config(None, overrides or [], base=merge(RestoreConfig(), DEMO_SETTINGS))
+    """The demo's settings (``configs/demo/run.yaml``, with the tiny prior's recommended solver settings) with
+    optional dotted overrides."""
+    return load_config(bundled(DEMO_RUN), overrides or [])
+
+
+def demo_methods() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The demo's rows: label -> (output path without suffix, config change), from ``configs/demo/methods.yaml``."""
+    return load_table(bundled(DEMO_METHODS))
 
 
 def compare_methods(source: str | Path, out_dir: str | Path, cfg: RestoreConfig, read: dict[str, Any], *,
                     models=None, progress: bool = True) -> dict[str, Any]:
-    """Restore ``source`` (clean, simulated degradation) with each of :data:`DEMO_METHODS` on top of ``cfg``.
+    """Restore ``source`` (clean, simulated degradation) with each of :func:`demo_methods` on top of ``cfg``.
 
     Writes ``restored.mp4`` (full method), ``baselines/*.mp4``, one JSON report each and ``side_by_side.mp4``
     (observation | each method | ground truth) into ``out_dir``. Returns rows (method -> PSNR, SSIM, LPIPS, WE,
     seconds), the reports, and the markdown table.
     """
     from vidplug.io import write_side_by_side
-    from vidplug.pipeline import Models, resolve_device, restore_video
+    from vidplug.models import Models
+    from vidplug.pipeline import restore_video
+    from vidplug.runtime import resolve_device
 
     out_dir = Path(out_dir)
     models = models or Models(cfg, resolve_device(cfg.device))  # prior, CLIP, flow built once for all methods
     rows, panels, reports = {}, [], {}
-    for i, (name, change) in enumerate(DEMO_METHODS.items()):
-        target = out_dir / ("restored.mp4" if name.startswith("vidplug") else f"baselines/{name.split()[0]}.mp4")
+    for i, (name, (path, change)) in enumerate(demo_methods().items()):
+        target = out_dir / f"{path}.mp4"
         res = restore_video(source, target, merge(cfg, change), simulate=True, read=read, overwrite=True,
                             keep_frames=True, models=models, progress=progress,
                             report_path=target.with_suffix(".json"))
@@ -87,7 +82,7 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | 
     read = {"max_frames": max_frames or DEMO_FRAMES, "size": DEMO_SIZE}
     cmp = compare_methods(sample_clip(), out_dir, cfg, read, progress=progress)
     reports = cmp["reports"]
-    full = reports["vidplug (full)"]
+    full = reports[next(reversed(reports))]  # the last row is the full method
     text = (f"# vidplug demo: SR x4 on the bundled clip ({cmp['frames']} frames at {DEMO_SIZE[0]}x{DEMO_SIZE[1]}, "
             f"prior '{full['prior']}', device {cmp['device']})\n\n{cmp['table']}\n\n"
             f"Best **bold**, second underlined. Warping error: flow from '{full['metrics']['flow_model']}' on the "

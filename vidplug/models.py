@@ -8,6 +8,7 @@ import logging
 import torch
 
 from vidplug.config import RestoreConfig
+from vidplug.methods import get_method
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,13 @@ class Models:
     def __init__(self, cfg: RestoreConfig, device: torch.device):
         self.cfg, self.device, self.notes = cfg, device, []
         self.prior = self.clip = self.flow = None
-        if cfg.method == "dmplug":
+        method = get_method(cfg.method)
+        if method.needs_prior:
             from vidplug.prior import load_prior
 
             self.prior = load_prior(cfg.prior.name, device=device)
         cons = cfg.consistency
-        if cfg.method == "dmplug" and cons.semantic_weight > 0:
+        if method.uses_consistency and cons.semantic_weight > 0:
             from vidplug.consistency.semantic import load_clip_encoder
             from vidplug.errors import MissingWeightsError
 
@@ -37,7 +39,7 @@ class Models:
                 msg = f"semantic consistency disabled: {exc}"
                 log.warning(msg)
                 self.notes.append(msg)
-        if cfg.method == "dmplug" and cons.pixel_weight > 0:
+        if method.uses_consistency and cons.pixel_weight > 0:
             self.flow = self._load_flow(cons.flow_model)
 
     def _load_flow(self, name: str):

@@ -9,7 +9,7 @@ from tests.conftest import make_translating_video
 from tests.unit.test_cli import one_line_error, run
 from vidplug.config import load_config
 from vidplug.io import read_video, write_video
-from vidplug.physics import NoiseModel
+from vidplug.physics import Noise
 
 
 @pytest.fixture
@@ -46,9 +46,9 @@ def test_restore_simulate_reports_psnr_under_shot_noise(clip, tmp_path, capsys):
 def test_yaml_task_noise_and_bare_number(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("task:\n  name: sr4\n  noise: speckle:high\n")
-    assert load_config(cfg_file).task.noise_model == NoiseModel("speckle", 0.45)
-    assert load_config(None, ["task.noise=0.05"]).task.noise_model == NoiseModel("gaussian", 0.05)
-    assert load_config(None).task.noise_model == NoiseModel("gaussian", 0.01)  # task.noise_sigma's default
+    assert load_config(cfg_file).task.noise_model == Noise("speckle", 0.45)
+    assert load_config(None, ["task.noise=0.05"]).task.noise_model == Noise("gaussian", 0.05)
+    assert load_config(None).task.noise_model == Noise("gaussian", 0.01)  # task.noise_sigma's default
 
 
 @pytest.mark.parametrize(

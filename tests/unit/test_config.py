@@ -2,8 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_translating_video
 from vidplug.config import RestoreConfig, apply_overrides, dump_yaml, load_config, load_yaml
 from vidplug.errors import VidplugError
+from vidplug.io import write_video
+from vidplug.pipeline import restore_video
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -14,10 +17,68 @@ def test_defaults_are_dmplug_published_setting():
     assert cfg.solver.lr in (None, 0.01) and cfg.solver.num_steps == 3 and cfg.solver.eta == 0.0
 
 
-@pytest.mark.parametrize("path", sorted((CONFIGS / "tasks").glob("*.yaml")) + sorted((CONFIGS / "ablation").glob("*.yaml")))
-def test_every_bundled_config_loads(path):
+TABLES = {"ablation/table.yaml", "demo/methods.yaml"}  # lists of runs, not run configs
+RUN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml")
+                     if str(p.relative_to(CONFIGS)) not in TABLES and p.parent.name != "priors")
+
+
+def test_the_bundled_configs_are_all_listed():
+    assert {str(p.relative_to(CONFIGS)) for p in RUN_CONFIGS} >= {"base.yaml", "tasks/sr4.yaml", "demo/run.yaml",
+                                                                  "ablation/base.yaml", "ablation/diffpir.yaml"}
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=[str(p.relative_to(CONFIGS)) for p in RUN_CONFIGS])
+def test_every_bundled_config_loads_and_runs(path, tmp_path):
     cfg = load_config(path)
     assert cfg.task.name in {"sr4", "inpaint", "temporal", "temporal+deblur"}
+    clip = tmp_path / "clip"
+    write_video(make_translating_video(2, 32, 32), clip, fps=10)  # 32: divisible by 4, > half a 61x61 blur kernel
+    run = load_config(path, ["method=bicubic", "device=cpu"])
+    res = restore_video(clip, tmp_path / "out", run, simulate=True, progress=False, keep_frames=True)
+    assert res.frames.shape == (2, 3, 32, 32) and res.report["task"] == cfg.task.name
+    assert res.report["metrics"]["psnr"] > 10
+
+
+@pytest.mark.parametrize("prior", ["tiny", "adm-imagenet256"])
+def test_prior_files_set_defaults_under_the_user_settings(prior, tmp_path):
+    recommended = load_yaml(CONFIGS / "priors" / f"{prior}.yaml")
+    assert set(recommended) == {"solver"}
+    cfg = load_config(None, flags={"prior.name": prior})
+    assert {k: getattr(cfg.solver, k) for k in recommended["solver"]} == recommended["solver"]
+    user = tmp_path / "user.yaml"
+    user.write_text("solver: {iters: 7}\n")
+    assert load_config(user, ["solver.es_window=3"], flags={"prior.name": prior}).solver.iters == 7
+    assert load_config(user, ["solver.es_window=3"], flags={"prior.name": prior}).solver.es_window == 3
+    assert load_config(None, ["prior.name=/some/dir"]).solver == RestoreConfig().solver  # no file: no defaults
+
+
+def test_task_options_are_typed_when_loaded(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: {name: sr4, options: {factor: 2}}\n")
+    with pytest.raises(VidplugError, match="unknown task.options.factor 2; use one of: 4"):
+        load_config(bad)
+    bad.write_text("task: {name: temporal, options: {factor: 2}}\n")
+    with pytest.raises(VidplugError, match="unknown config key 'task.options.factor'; known keys here: dagger_steps, k"):
+        load_config(bad)
+    with pytest.raises(VidplugError, match="'task.options.ratio' must be a number"):
+        apply_overrides(RestoreConfig(), ["task.name=inpaint", "task.options.ratio=half"])
+    with pytest.raises(VidplugError, match="unknown task.options.padding 'wrap'; use one of: reflect, replicate"):
+        apply_overrides(RestoreConfig(), ["task.name=deblur", "task.options.padding=wrap"])
+    # a new task starts from its own default options, not the previous task's
+    cfg = apply_overrides(RestoreConfig(), ["task.options.factor=4", "task.name=temporal"])
+    assert cfg.task.options == {}
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("method=magic", "unknown method 'magic'; use one of: dmplug, bicubic, diffpir"),
+    ("task.name=colourise", "unknown task 'colourise'; known tasks: sr4, sr, inpaint"),
+    ("chunk.seam=zip", "unknown chunk.seam 'zip'; use one of: anchor, blend"),
+    ("solver.optimizer=sgd", "unknown solver.optimizer 'sgd'; use one of: adam, lbfgs"),
+    ("consistency.flow_model=pwc", "unknown consistency.flow_model 'pwc'; use one of: auto, raft, dis"),
+])
+def test_choice_fields_are_checked_when_loaded(override, message):
+    with pytest.raises(VidplugError, match=message):
+        apply_overrides(RestoreConfig(), [override])
 
 
 def test_ablation_changes_one_weight():
@@ -29,7 +90,8 @@ def test_ablation_changes_one_weight():
 
 
 def test_dotted_overrides_are_typed():
-    cfg = apply_overrides(RestoreConfig(), ["solver.iters=17", "consistency.pixel_weight=2", "task.options.k=5"])
+    cfg = apply_overrides(RestoreConfig(), ["solver.iters=17", "consistency.pixel_weight=2", "task.name=temporal",
+                                           "task.options.k=5"])
     assert cfg.solver.iters == 17 and cfg.consistency.pixel_weight == 2.0 and cfg.task.options["k"] == 5
     assert isinstance(cfg.consistency.pixel_weight, float)
 

@@ -14,19 +14,18 @@ from vidplug.cli import main
 from vidplug.config import RestoreConfig, apply_overrides, load_config, load_yaml, merge
 from vidplug.errors import VidplugError
 from vidplug.evaluation import (
-    VARIANTS,
     DiffPIRSettings,
     EpsDenoiser,
     ablation_configs,
+    ablation_rows,
     evaluate_davis,
     full_method_config,
     ranked_table,
     run_ablation,
     window_physics,
 )
-from vidplug.evaluation.ablation import FULL_METHOD, variant_change
+from vidplug.models import Models
 from vidplug.physics import build_operator
-from vidplug.pipeline import Models
 from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -161,17 +160,19 @@ def test_ablation_table_baselines_and_resume(davis_root, tmp_path, count_restore
         run_ablation(davis_root, out_dir, full, **{**kw, "diffpir": DiffPIRSettings(steps=4)})
 
 
-def test_variants_in_code_match_the_yaml_files():
+def test_ablation_rows_are_the_yaml_files():
     sr4 = load_config(CONFIGS / "tasks" / "sr4.yaml")
     full = full_method_config()
-    assert sr4.consistency == full.consistency and sr4.method == full.method == FULL_METHOD["method"]
+    assert sr4.consistency == full.consistency and sr4.method == full.method == "dmplug"
     assert full.consistency.semantic_weight > 0 and full.consistency.pixel_weight > 0
-    for name, (_, filename, change) in VARIANTS.items():
-        data = load_yaml(CONFIGS / "ablation" / filename)
-        assert data.pop("base") == "../tasks/sr4.yaml"
-        assert data == change, name
-        assert load_config(CONFIGS / "ablation" / filename) == merge(sr4, change)
-        assert variant_change(name, config_dir=Path("/nonexistent")) == change  # installed-package fallback
+    rows = {**ablation_rows("rows"), **ablation_rows("shared_seeds"), **ablation_rows("baselines")}
+    assert list(rows) == ["Base", "+Semantic", "+Pixel", "+Semantic+Pixel", "+Shared seeds", "Bicubic / A^+",
+                          "DiffPIR (per frame)"]
+    assert rows["Base"] == ("base", {"consistency": {"semantic_weight": 0.0, "pixel_weight": 0.0}})
+    for label, (folder, change) in rows.items():
+        data = load_yaml(CONFIGS / "ablation" / f"{folder}.yaml")
+        assert data.pop("base") == "../tasks/sr4.yaml" and data == change, label
+        assert load_config(CONFIGS / "ablation" / f"{folder}.yaml") == merge(sr4, change)  # each row runs alone
 
 
 def test_ablation_rejects_a_non_dmplug_full_method_and_unknown_baselines():

@@ -9,6 +9,7 @@ from tests.conftest import make_tiny_prior, make_translating_video
 from vidplug.config import RestoreConfig, apply_overrides
 from vidplug.errors import VidplugError
 from vidplug.io import read_video, write_video
+from vidplug.methods import get_method
 from vidplug.pipeline import Models, config_path_for, restore_video
 
 
@@ -101,14 +102,12 @@ def test_real_inpainting_needs_a_mask(clip, tmp_path):
                       models=_TinyModels(cfg, torch.device("cpu")))
 
 
-def test_interrupted_run_resumes_to_the_same_result(clip, tmp_path, monkeypatch):
-    import vidplug.pipeline as pipeline
-
+def test_interrupted_run_resumes_to_the_same_result(clip, tmp_path):
     cfg = _cfg("chunk.size=6", "chunk.overlap=2", "solver.iters=4")
     models = _TinyModels(cfg, torch.device("cpu"))
     full = restore_video(clip, tmp_path / "full", cfg, simulate=True, keep_frames=True, progress=False, models=models,
                          read={"max_frames": 12})
-    real, calls = pipeline.restore_chunk, []
+    real, calls = get_method("dmplug"), []
 
     def dying(*args, **kwargs):
         calls.append(1)
@@ -116,17 +115,17 @@ def test_interrupted_run_resumes_to_the_same_result(clip, tmp_path, monkeypatch)
             raise KeyboardInterrupt  # killed while the third chunk runs
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "restore_chunk", dying)
     out = tmp_path / "part.mp4"
     with pytest.raises(KeyboardInterrupt):
-        restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 12})
+        restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 12},
+                      chunk_solver=dying)
     assert not out.exists()  # no half-written output
     with pytest.raises(VidplugError, match="--resume"):
         restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 12})
     calls.clear()
-    monkeypatch.setattr(pipeline, "restore_chunk", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     res = restore_video(clip, out, cfg, simulate=True, keep_frames=True, progress=False, models=models,
-                        read={"max_frames": 12}, resume=True)
+                        read={"max_frames": 12}, resume=True,
+                        chunk_solver=lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     assert len(calls) == len(res.chunks) - 2  # the two finished chunks were not redone
     assert torch.equal(res.frames, full.frames)
     assert res.report["metrics"]["psnr"] == pytest.approx(full.report["metrics"]["psnr"])
@@ -170,10 +169,9 @@ def test_inversion_init_starts_closer_to_the_data(clip, tmp_path):
 
 
 def _out_of_memory_above(frames: int, calls: list):
-    """restore_chunk that raises CUDA's out-of-memory error for windows longer than ``frames`` (no GPU needed)."""
-    import vidplug.pipeline as pipeline
-
-    real = pipeline.restore_chunk
+    """The dmplug chunk solver, raising CUDA's out-of-memory error for windows longer than ``frames`` (no GPU
+    needed)."""
+    real = get_method("dmplug")
 
     def solve(cfg, models, chunk, *args, **kwargs):
         calls.append(chunk.window_len)

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -20,6 +19,23 @@ def _cli(*args):
     return [sys.executable, "-m", "vidplug", *map(str, args)]
 
 
+# restore_video in a child process that SIGKILLs itself right after chunk KILL_AFTER is checkpointed: a kill -9 at a
+# known point, whatever the machine's speed
+KILL_AFTER_CHUNK = textwrap.dedent("""
+    import os, signal, sys
+    from vidplug.cli import build_parser
+    from vidplug.cli.common import config_from_args, read_kwargs
+    from vidplug.pipeline import restore_video
+    kill_after = int(sys.argv[1])
+    args = build_parser().parse_args(["restore", *sys.argv[2:]])
+    def hook(index):
+        if index == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    restore_video(args.input, args.out, config_from_args(args), simulate=args.simulate, read=read_kwargs(args),
+                  progress=False, on_chunk_saved=hook)
+""")
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     prior = save_tiny_prior(tmp_path / "prior")
@@ -32,15 +48,11 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
                    capture_output=True)
     out = tmp_path / "killed"
     work = tmp_path / ".killed.vidplug-work"
-    proc = subprocess.Popen(_cli("restore", clip, "--out", out, *common), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(work.glob("chunk_*.pt"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = len(list(work.glob("chunk_*.pt")))
-    assert 2 <= finished < 5 and not out.exists()  # killed midway: checkpoints, no output
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_CHUNK, "1", str(clip), "--out", str(out),
+                             *map(str, common)], env=ENV, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert sorted(p.name for p in work.glob("chunk_*.pt")) == ["chunk_000000.pt", "chunk_000001.pt"]
+    assert not out.exists()  # killed midway: checkpoints, no output
     again = subprocess.run(_cli("restore", clip, "--out", out, *common), env=ENV, capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr
     resumed = subprocess.run(_cli("restore", clip, "--out", out, "--resume", *common), env=ENV,

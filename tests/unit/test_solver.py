@@ -314,7 +314,7 @@ def test_micro_batch_bounds_the_frames_the_network_sees_with_grad(tiny_prior, pr
 
 
 def test_channels_last_gives_the_same_solve_and_feeds_the_network_nhwc(problem):
-    from vidplug.solver.dmplug import fast_prior
+    from vidplug.solver.reverse import fast_prior
 
     _, op, y = problem
     prior = make_tiny_prior()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import typing
 
-from vidplug.config import RestoreConfig, load_config
+from vidplug.config import Method, RestoreConfig, load_config
 
 NOISE_HELP = ("measurement noise: gaussian | impulse | shot | speckle, LEVEL low | high | a number, e.g. impulse:high, "
               "gaussian:0.05; a bare number is Gaussian sigma on the [-1,1] scale")
@@ -42,7 +43,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="dotted override, e.g. --set solver.lr=0.005 (repeatable)")
     g.add_argument("--task", default=None, help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
     g.add_argument("--prior", default=None, help="tiny | adm-imagenet256 | adm-ffhq256 | hub id | directory | .pt")
-    g.add_argument("--method", default=None, choices=["dmplug", "bicubic"], help="dmplug, or the bicubic/pseudo-inverse baseline")
+    g.add_argument("--method", default=None, choices=typing.get_args(Method),
+                   help="dmplug, the bicubic/pseudo-inverse baseline, or per-frame DiffPIR")
     g.add_argument("--iters", type=int, default=None, help="maximum iterations per chunk")
     g.add_argument("--lr", type=float, default=None, help="learning rate on the seeds")
     g.add_argument("--optimizer", default=None, choices=["adam", "lbfgs"])

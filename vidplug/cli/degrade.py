@@ -27,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from vidplug.physics import parse_noise
     from vidplug.simulate import degrade_video
 
-    noise = parse_noise(args.noise)  # a bad --noise fails here, before anything is read
+    parse_noise(args.noise)  # a bad --noise fails here, before anything is read (the operator seeds it)
     options = dict(parse_override(o) for o in args.options)
-    written = degrade_video(args.input, args.out, args.task, seed=args.seed, noise=noise,
+    written = degrade_video(args.input, args.out, args.task, seed=args.seed, noise=args.noise,
                             read=read_kwargs(args), overwrite=args.overwrite, **options)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

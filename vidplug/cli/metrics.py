@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from vidplug.consistency.flow import load_flow_model
     from vidplug.io import read_video
     from vidplug.metrics import compute_metrics
-    from vidplug.pipeline import resolve_device
+    from vidplug.runtime import resolve_device
 
     device = resolve_device(args.device)
     restored = read_video(args.restored, **read_kwargs(args)).frames

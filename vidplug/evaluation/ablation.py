@@ -1,10 +1,10 @@
 """The temporal-consistency ablation: Base, +Semantic, +Pixel, +Semantic+Pixel (and optionally +Shared seeds) with
 identical seeds and settings, plus baselines (bicubic / pseudo-inverse, per-frame DiffPIR) through the same harness.
 
-Every variant is the full method's config with one change. The changes are defined here (an installed package has
-no ``configs/``) and mirrored by ``configs/ablation/*.yaml``; when those files are present (a repository checkout)
-they are read, and a unit test checks the two agree. Each method runs :func:`evaluate_davis` into its own folder
-``DIR/<method dir>/`` (resumable per sequence), sharing one set of networks.
+Every row is the full method's config with one change. The rows are defined once, in ``configs/ablation/``:
+``table.yaml`` lists them in order (label -> config file), and each row's file (``base: ../tasks/sr4.yaml`` plus
+its change) also runs on its own. Each row runs :func:`evaluate_davis` into its own folder ``DIR/<file stem>/``
+(resumable per sequence), sharing one set of networks.
 """
 
 from __future__ import annotations
@@ -14,70 +14,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vidplug.config import RestoreConfig, load_yaml, merge, to_dict
+from vidplug.config import RestoreConfig, load_table, merge, to_dict
+from vidplug.config.bundled import bundled
 from vidplug.errors import VidplugError
-from vidplug.evaluation.baselines import DiffPIRSettings, diffpir_chunk_solver
 from vidplug.evaluation.davis_eval import evaluate_davis
-from vidplug.pipeline import Models, resolve_device
+from vidplug.methods.diffpir import DiffPIRMethod, DiffPIRSettings
+from vidplug.models import Models
+from vidplug.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
-# The full method's consistency weights: the ablation's starting point (configs/tasks/*.yaml hold the same values).
-FULL_METHOD: dict[str, Any] = {"method": "dmplug"}  # the consistency defaults of vidplug.config are the full method
-
-# Variant -> (method dir, YAML file in configs/ablation/, change on top of the full method).
-VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "Base": ("base", "base.yaml", {"consistency": {"semantic_weight": 0.0, "pixel_weight": 0.0}}),
-    "+Semantic": ("semantic", "semantic.yaml", {"consistency": {"pixel_weight": 0.0}}),
-    "+Pixel": ("pixel", "pixel.yaml", {"consistency": {"semantic_weight": 0.0}}),
-    "+Semantic+Pixel": ("semantic+pixel", "semantic+pixel.yaml", {}),
-}
-SHARED_SEEDS = ("+Shared seeds", "shared-seeds", {"solver": {"seed_mode": "shared"}})  # on top of the full method
-BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
-    "bicubic": ("bicubic", {"method": "bicubic"}),  # the operator's pseudo-inverse (bicubic for SR)
-    "diffpir": ("diffpir", {"method": "diffpir"}),  # deepinv's DiffPIR, per frame, same prior
-}
-BASELINE_LABELS = {"bicubic": "Bicubic / A^+", "diffpir": "DiffPIR (per frame)"}
+TABLE = "ablation/table.yaml"  # under configs/
 
 
-def repo_ablation_dir() -> Path:
-    """``configs/ablation`` of the repository this package runs from (absent in an installed package)."""
-    return Path(__file__).resolve().parents[2] / "configs" / "ablation"
-
-
-def variant_change(name: str, config_dir: Path | None = None) -> dict[str, Any]:
-    """The config change of ablation variant ``name``: its YAML file (minus ``base:``) when present, else the
-    definition in :data:`VARIANTS`."""
-    _, filename, change = VARIANTS[name]
-    path = (config_dir or repo_ablation_dir()) / filename
-    if path.is_file():
-        data = load_yaml(path)
-        data.pop("base", None)
-        return data
-    return change
+def ablation_rows(section: str = "rows", table: Path | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Label -> (output folder, config change) of one section of the ablation table (rows, shared_seeds,
+    baselines), in table order."""
+    return load_table(table or bundled(TABLE), section)
 
 
 def full_method_config() -> RestoreConfig:
-    """Defaults with the full method's consistency weights: the base under the user's --config/flags/--set."""
-    return merge(RestoreConfig(), FULL_METHOD)
+    """Defaults with the full method (DMPlug, the default consistency weights): the base under the user's
+    --config/flags/--set."""
+    return merge(RestoreConfig(), {"method": "dmplug"})
 
 
 def ablation_configs(full: RestoreConfig, *, shared_seeds: bool = False,
                      baselines: tuple[str, ...] = ("bicubic", "diffpir"),
-                     config_dir: Path | None = None) -> dict[str, tuple[str, RestoreConfig]]:
+                     table: Path | None = None) -> dict[str, tuple[str, RestoreConfig]]:
     """Label -> (method dir, config) of every row of the ablation table, in table order."""
     if full.method != "dmplug":
         raise VidplugError(f"the ablation compares DMPlug variants; drop --method {full.method} (the bicubic "
                            "baseline is one of its rows)")
-    unknown = sorted(set(baselines) - set(BASELINES))
+    known = {folder: (label, change) for label, (folder, change) in ablation_rows("baselines", table).items()}
+    unknown = sorted(set(baselines) - set(known))
     if unknown:
-        raise VidplugError(f"unknown baseline '{unknown[0]}'; choose from {', '.join(BASELINES)}")
-    out = {name: (VARIANTS[name][0], merge(full, variant_change(name, config_dir))) for name in VARIANTS}
+        raise VidplugError(f"unknown baseline '{unknown[0]}'; choose from {', '.join(known)}")
+    rows = dict(ablation_rows("rows", table))
     if shared_seeds:
-        out[SHARED_SEEDS[0]] = (SHARED_SEEDS[1], merge(full, SHARED_SEEDS[2]))
-    for key in baselines:
-        out[BASELINE_LABELS[key]] = (BASELINES[key][0], merge(full, BASELINES[key][1]))
-    return out
+        rows.update(ablation_rows("shared_seeds", table))
+    rows.update({known[b][0]: (b, known[b][1]) for b in baselines})
+    return {label: (folder, merge(full, change)) for label, (folder, change) in rows.items()}
 
 
 def run_ablation(
@@ -96,7 +73,7 @@ def run_ablation(
     progress: bool = True,
     videos: bool = True,
     models: Models | None = None,
-    config_dir: Path | None = None,
+    table: Path | None = None,
 ) -> dict[str, Any]:
     """Run every ablation row on the same DAVIS sequences and write the comparison table.
 
@@ -115,17 +92,17 @@ def run_ablation(
     t_start = time.time()
     out_dir = Path(out_dir)
     diffpir = diffpir or DiffPIRSettings()
-    rows = ablation_configs(full, shared_seeds=shared_seeds, baselines=baselines, config_dir=config_dir)
+    rows = ablation_configs(full, shared_seeds=shared_seeds, baselines=baselines, table=table)
     if models is None:
         models = Models(full, resolve_device(full.device))
     methods: dict[str, dict[str, Any]] = {}
     for label, (folder, cfg) in rows.items():
         log.info("ablation: %s -> %s", label, out_dir / folder)
-        is_diffpir = cfg.method == "diffpir"
+        is_diffpir = cfg.method == DiffPIRMethod.name  # the one method with settings outside the config
         res = evaluate_davis(
             root, out_dir / folder, cfg, sequences=sequences, split=split, resolution=resolution, read=read,
             overwrite=overwrite, progress=progress, models=models, label=label, videos=videos, plots=False,
-            chunk_solver=diffpir_chunk_solver(diffpir) if is_diffpir else None,
+            chunk_solver=DiffPIRMethod(diffpir) if is_diffpir else None,
             extra_settings={"diffpir": vars(diffpir)} if is_diffpir else None,
         )
         methods[label] = {"dir": folder, "config_change": _change(full, cfg), "results": res}

@@ -23,7 +23,6 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,10 @@ from vidplug.config import RestoreConfig, to_dict
 from vidplug.errors import VidplugError
 from vidplug.io import davis_sequence_dir, davis_sequences
 from vidplug.io.atomic import atomic_write_json
-from vidplug.pipeline import Models, resolve_device, restore_video
+from vidplug.methods import ChunkSolver, get_method
+from vidplug.models import Models
+from vidplug.pipeline import restore_video
+from vidplug.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def evaluate_davis(
     overwrite: bool = False,
     progress: bool = True,
     models: Models | None = None,
-    chunk_solver: Callable | None = None,
+    chunk_solver: ChunkSolver | None = None,
     label: str | None = None,
     extra_settings: dict[str, Any] | None = None,
     videos: bool = True,
@@ -123,7 +125,8 @@ def evaluate_davis(
             ``{"max_frames": 16, "size": 256}``.
         overwrite: discard results of a previous run in ``out_dir`` (needed when the settings changed).
         models: prebuilt networks shared between runs (built from ``cfg`` when None).
-        chunk_solver: alternative per-chunk restorer (a baseline), see :func:`restore_video`.
+        chunk_solver: the method's chunk solver with non-default settings (e.g. DiffPIR's), see
+            :func:`restore_video`.
         label: method name shown in reports (default ``cfg.method``).
         extra_settings: settings outside ``cfg`` that change results (e.g. a baseline's), checked on resume.
         videos: write the side-by-side videos. summary: write results.json/csv and report.md (rewritten only
@@ -173,7 +176,7 @@ def evaluate_davis(
             progress=progress, models=models, chunk_solver=chunk_solver, use_distributed=False,
         )
         results[name] = {"sequence": name, "label": label, **res.report}
-        if cfg.method != "bicubic" and models.prior is not None:
+        if get_method(cfg.method).needs_prior and models.prior is not None:
             # the prior actually used (shared models may differ from cfg.prior.name; baselines use it too)
             results[name]["prior"] = models.prior.name
         atomic_write_json(done, results[name])  # from here on the sequence counts as finished

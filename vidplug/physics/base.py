@@ -3,24 +3,34 @@
 A :class:`VideoOperator` maps a clean video ``x (T, C, H, W)`` in [0, 1] to an observation ``y``:
 
 - ``A(x)``: the noiseless degradation (differentiable in ``x``; the solver back-propagates through it);
-- ``forward(x, generator)``: ``A(x)`` plus the operator's :class:`~vidplug.physics.noise.NoiseModel`, i.e. a simulated
-  observation;
+- ``forward(x, generator)``: ``noise_model(A(x))``, a simulated observation (the noise model is a separate object,
+  :mod:`vidplug.physics.noise`, as in deepinv's ``Physics(A, noise_model)``; None = noiseless);
 - ``A_adjoint(y)``: the exact adjoint of ``A`` (linear operators only);
 - ``A_dagger(y)``: a cheap initial estimate in x-space, shape ``(T, C, H, W)``, clamped to [0, 1].
 
 Operators are built for one chunk of a video: ``num_frames`` frames whose first frame has absolute index
-``frame_offset``. Everything random (masks, kernels, default noise) is drawn per frame from
+``frame_offset``. Everything random (masks, kernels, noise) is drawn per frame from
 :func:`vidplug.physics.seeding.frame_seed` ``(seed, stream, absolute index)``, so a chunk rebuilds exactly its own
 slice of the whole video's operator.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from vidplug.errors import VidplugError
-from vidplug.physics.noise import NoiseModel, parse_noise
+from vidplug.physics.noise import NoiseModel
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What an operator does to the video's layout, known from its options alone (before any frame is read)."""
+
+    context: int = 0  # frames on each side one observed frame depends on (k // 2 for a temporal PSF)
+    scale: int = 1  # clean frame side / observed frame side (the super-resolution factor)
 
 
 class VideoOperator(nn.Module):
@@ -31,11 +41,9 @@ class VideoOperator(nn.Module):
         num_frames: T, number of frames this operator takes.
         frame_size: (H, W) of the clean frames.
         channels: C of the clean frames.
-        noise_sigma: Gaussian noise std on the [-1, 1] scale (DMPlug convention); the std added to [0, 1] data is
-            ``noise_sigma / 2``. 0 disables noise. Ignored when ``noise`` is given.
-        noise: the measurement noise model: a :class:`~vidplug.physics.noise.NoiseModel` or its text form
-            (``"impulse:high"``, ``"shot:25"``, a bare number = Gaussian sigma); None = Gaussian ``noise_sigma``.
-        seed: seed of every random draw of this operator.
+        seed: seed of every random draw of this operator (masks, kernels).
+        noise_model: the measurement noise added by :meth:`forward` (None = noiseless), e.g.
+            :class:`~vidplug.physics.noise.GaussianNoise`; :func:`~vidplug.physics.build_operator` attaches one.
         frame_offset: absolute index of the first frame (for chunks of a longer video).
     """
 
@@ -47,28 +55,30 @@ class VideoOperator(nn.Module):
         num_frames: int,
         frame_size: tuple[int, int],
         channels: int = 3,
-        noise_sigma: float = 0.01,
         seed: int = 0,
         frame_offset: int = 0,
-        noise: NoiseModel | str | float | None = None,
+        noise_model: NoiseModel | None = None,
     ) -> None:
         super().__init__()
         if num_frames < 1:
             raise VidplugError(f"num_frames must be >= 1, got {num_frames}")
-        if noise_sigma < 0:
-            raise VidplugError(f"noise_sigma must be >= 0 (given on the [-1, 1] scale), got {noise_sigma}")
         if frame_offset < 0:
             raise VidplugError(f"frame_offset must be >= 0, got {frame_offset}")
         self.task = task
         self.num_frames = int(num_frames)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.channels = int(channels)
-        self.noise_model = parse_noise(noise, default_sigma=noise_sigma)
-        self.noise_sigma = self.noise_model.sigma  # Gaussian sigma on [-1, 1]; 0 for the other noise types
         self.seed = int(seed)
         self.frame_offset = int(frame_offset)
+        self.noise_model = noise_model
 
     # -- the contract ------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def geometry(cls, **options) -> Geometry:
+        """The :class:`Geometry` of this operator family for task ``options`` (unknown options ignored); the
+        instance properties :attr:`context` and :attr:`scale` answer the same from a built operator."""
+        return Geometry()
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -76,10 +86,21 @@ class VideoOperator(nn.Module):
         return (self.num_frames, self.channels, *self.frame_size)
 
     @property
+    def noise_sigma(self) -> float:
+        """Gaussian noise sigma on the [-1, 1] scale of the noise model (0 when noiseless or not Gaussian)."""
+        return float(getattr(self.noise_model, "sigma", 0.0))
+
+    @property
     def context(self) -> int:
         """Frames on each side that one observed frame depends on (0 = frames are independent; k // 2 for the
         temporal PSF). A chunk's operator equals the whole video's only for frames this far from the chunk's ends."""
         return 0
+
+    @property
+    def scale(self) -> int:
+        """Clean frame side / observed frame side (the super-resolution factor; 1 for other operators)."""
+        h, w = self.frame_size
+        return h // self.output_shape()[-2]
 
     @property
     def frame_indices(self) -> range:
@@ -109,12 +130,9 @@ class VideoOperator(nn.Module):
         raise NotImplementedError
 
     def noise(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``y`` plus this operator's noise (:attr:`noise_model`; see :class:`vidplug.physics.noise.NoiseModel`).
-
-        With ``generator=None`` frame t's noise is drawn from its own seeded generator (seed, absolute index), so a
-        chunk's noise equals the slice of the whole video's noise.
-        """
-        return self.noise_model(y, generator=generator, seed=self.seed, frame_indices=self.frame_indices)
+        """``y`` through the noise model (unchanged when there is none). Without a generator each frame's noise is
+        drawn from (seed, absolute index), so a chunk's noise equals the slice of the whole video's noise."""
+        return y if self.noise_model is None else self.noise_model(y, self.frame_indices, generator)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Simulated observation ``noise(A(x))``."""
@@ -162,6 +180,6 @@ class VideoOperator(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"task={self.task!r}, input_shape={self.input_shape}, noise={self.noise_model.spec()!r}, seed={self.seed}, "
+            f"task={self.task!r}, input_shape={self.input_shape}, noise={self.noise_model!r}, seed={self.seed}, "
             f"frame_offset={self.frame_offset}"
         )

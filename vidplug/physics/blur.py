@@ -15,6 +15,7 @@ The convolution is deepinv's (``dF.conv2d`` / ``conv_transpose2d``, or their FFT
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 import deepinv.physics.functional as dF
 import torch
@@ -28,12 +29,14 @@ from vidplug.physics.seeding import frame_generator
 # deepinv: direct convolution is faster for small kernels, FFT for large ones (61x61 on 256x256: ~2x on CPU)
 _FFT_MIN_KERNEL = 16
 # 'circular' is left out: deepinv's direct and FFT circular convolutions centre the kernel differently
-PADDINGS = ("reflect", "replicate")
+Padding = Literal["reflect", "replicate"]
+PADDINGS: tuple[str, ...] = get_args(Padding)
+KERNEL_SIZE = 61  # side of the motion-blur PSF (DPS/DMPlug)
 
 
 def motion_blur_kernels(
     frame_indices: Iterable[int],
-    kernel_size: int = 61,
+    kernel_size: int = KERNEL_SIZE,
     seed: int = 0,
     gp_length_scale: float = 0.3,
     gp_sigma: float = 0.25,
@@ -78,10 +81,10 @@ class MotionBlur(VideoOperator):
         self,
         num_frames: int,
         frame_size: tuple[int, int],
-        kernel_size: int = 61,
+        kernel_size: int = KERNEL_SIZE,
         gp_length_scale: float = 0.3,
         gp_sigma: float = 0.25,
-        padding: str = "reflect",
+        padding: Padding = "reflect",
         kernels: Tensor | None = None,
         dagger_steps: int = 0,
         **common,

@@ -12,7 +12,8 @@ from vidplug.physics.base import VideoOperator
 class ComposedOperator(VideoOperator):
     """Apply ``operators`` in order (the first acts on the clean video); noise is added once, at the end.
 
-    The parts should be built with ``noise_sigma=0``; this operator's own ``noise_sigma`` is the measurement noise.
+    The parts are noiseless (built without a noise model); this operator's own ``noise_model`` is the measurement
+    noise.
     ``A_dagger`` is the first part's ``A_dagger`` of ``y`` when every later part keeps the shape (a cheap
     estimate), or with ``dagger_steps > 0`` damped CG steps on the composed normal equations from there.
 

@@ -1,8 +1,11 @@
 """Measurement noise models: Gaussian, impulse (salt and pepper), shot (Poisson) and speckle.
 
-A :class:`NoiseModel` is a small standalone object ``noise(y, seed=..., frame_indices=...)`` -> ``y`` plus noise,
-kept apart from the operators (deepinv's ``Physics(A, noise_model)`` split): an operator owns one and applies it after
-``A``. The solver never sees it; only simulations (degrade, ``restore --simulate``, eval, ablate, robustness) do.
+Noise models are separate from the operators (deepinv's ``Physics(A, noise_model)``): an operator's
+``forward(x) = noise_model(A(x), frame_indices)``. A noise model is any callable
+``noise_model(y, frame_indices, generator=None) -> y_noisy`` (:class:`NoiseModel`); ``frame_indices`` are the absolute
+indices of ``y``'s frames, so a chunk's noise equals the slice of the whole video's. :class:`Noise` is the one used
+here (any of four types, seeded); :func:`parse_noise` reads its text form. The solver never sees it; only
+simulations (degrade, ``restore --simulate``, eval, ablate, robustness) do.
 
 Levels, all on frames in [0, 1] except Gaussian's sigma:
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -50,15 +54,22 @@ NOISE_TYPES: tuple[str, ...] = tuple(NAMED_LEVELS)
 LEVEL_NAMES: tuple[str, ...] = ("low", "high")
 
 
-@dataclass(frozen=True)
-class NoiseModel:
-    """One noise type at one numeric level (see the module docstring for the meaning of ``level``).
+class NoiseModel(Protocol):
+    """``(y (T, ...), absolute frame indices, optional generator) -> noisy y`` (same shape, dtype, device)."""
 
-    ``NoiseModel("gaussian", 0.0)`` adds nothing. Build from text with :func:`parse_noise`.
+    def __call__(self, y: Tensor, frame_indices: Sequence[int], generator: torch.Generator | None = None) -> Tensor:
+        ...
+
+
+@dataclass(frozen=True)
+class Noise:
+    """One noise type at one numeric level (see the module docstring for the meaning of ``level``), seeded by
+    ``seed``: a :class:`NoiseModel`. ``Noise("gaussian", 0.0)`` adds nothing. Build from text with :func:`parse_noise`.
     """
 
     kind: str = "gaussian"
     level: float = 0.01
+    seed: int = 0
 
     def __post_init__(self) -> None:
         _check_level(self.kind, self.level)
@@ -93,17 +104,16 @@ class NoiseModel:
     def __call__(
         self,
         y: Tensor,
-        generator: torch.Generator | None = None,
-        seed: int = 0,
         frame_indices: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Return ``y`` plus noise.
 
         Args:
             y (Tensor): (T, ...) noiseless observation, nominally in [0, 1].
+            frame_indices: absolute frame indices of ``y``'s frames (default ``range(T)``); with
+                ``generator=None`` frame t's noise comes from ``(seed, stream, frame_indices[t])``.
             generator: draw the whole tensor from this generator (the draw is moved to ``y``'s device).
-            seed: with ``generator=None``, frame t's noise comes from ``(seed, stream, frame_indices[t])``.
-            frame_indices: absolute frame indices of ``y``'s frames (default ``range(T)``).
 
         Returns:
             Tensor: same shape, dtype and device as ``y``.
@@ -122,12 +132,20 @@ class NoiseModel:
             src = y.detach().to(device="cpu", dtype=torch.float32)
             stream = "noise" if self.kind == "gaussian" else f"noise-{self.kind}"
             noise = torch.stack(
-                [draw(src[t], float(self.level), frame_generator(seed, stream, i)) for t, i in enumerate(indices)]
+                [draw(src[t], float(self.level), frame_generator(self.seed, stream, i)) for t, i in enumerate(indices)]
             )
         return y + noise.to(device=y.device, dtype=y.dtype)
 
 
 # each draw maps (y float32, level, generator) to the additive noise n, so that the result is y + n
+
+class GaussianNoise(Noise):
+    """Additive white Gaussian noise of std ``sigma / 2`` on [0, 1] frames (``sigma`` on the [-1, 1] scale):
+    ``Noise("gaussian", sigma, seed)``."""
+
+    def __init__(self, sigma: float = 0.01, seed: int = 0) -> None:
+        super().__init__("gaussian", float(sigma), int(seed))
+
 
 def _gaussian(y: Tensor, sigma: float, g: torch.Generator) -> Tensor:
     return (sigma / 2.0) * torch.randn(y.shape, generator=g, device=y.device)
@@ -170,24 +188,24 @@ def _check_level(kind: str, level: float) -> None:
         raise VidplugError(f"impulse noise level is a fraction of pixels in [0, 1], got {level:g}; use {_valid_choices()}")
 
 
-def parse_noise(spec: str | float | int | NoiseModel | None, default_sigma: float = 0.01) -> NoiseModel:
+def parse_noise(spec: str | float | int | Noise | None, default_sigma: float = 0.01, seed: int = 0) -> Noise:
     """``"impulse:high"``, ``"shot:25"``, ``"speckle"`` (= low), ``"0.05"`` / ``0.05`` (Gaussian sigma on [-1, 1]),
-    a :class:`NoiseModel` (returned as is) or None / ``""`` (Gaussian ``default_sigma``) -> :class:`NoiseModel`.
+    a :class:`Noise` (returned as is) or None / ``""`` (Gaussian ``default_sigma``) -> :class:`Noise` seeded ``seed``.
 
     Raises:
         VidplugError: unknown type, malformed or out-of-range level; the message names the valid choices.
     """
-    if isinstance(spec, NoiseModel):
+    if isinstance(spec, Noise):
         return spec
     if spec is None or (isinstance(spec, str) and not spec.strip()):
-        return NoiseModel("gaussian", float(default_sigma))
+        return Noise("gaussian", float(default_sigma), seed)
     if isinstance(spec, bool):
         raise VidplugError(f"bad noise {spec!r}; use {_valid_choices()}")
     if isinstance(spec, int | float):
-        return NoiseModel("gaussian", float(spec))
+        return Noise("gaussian", float(spec), seed)
     text = str(spec).strip().lower()
     try:  # a bare number keeps its historical meaning: Gaussian sigma on the [-1, 1] scale
-        return NoiseModel("gaussian", float(text))
+        return Noise("gaussian", float(text), seed)
     except ValueError:
         pass
     kind, _, level = text.partition(":")
@@ -195,12 +213,12 @@ def parse_noise(spec: str | float | int | NoiseModel | None, default_sigma: floa
         raise VidplugError(f"unknown noise type {kind!r} in {spec!r}; use {_valid_choices()}")
     level = level.strip() or "low"
     if level in LEVEL_NAMES:
-        return NoiseModel(kind, NAMED_LEVELS[kind][LEVEL_NAMES.index(level)])
+        return Noise(kind, NAMED_LEVELS[kind][LEVEL_NAMES.index(level)], seed)
     try:
         value = float(level)
     except ValueError:
         raise VidplugError(f"bad noise level {level!r} in {spec!r}; use {_valid_choices()}") from None
-    return NoiseModel(kind, value)
+    return Noise(kind, value, seed)
 
 
 def add_gaussian_noise(
@@ -210,7 +228,7 @@ def add_gaussian_noise(
     seed: int = 0,
     frame_indices: Sequence[int] | None = None,
 ) -> Tensor:
-    """Return ``y + n`` with ``n ~ N(0, (sigma / 2)^2)``: :class:`NoiseModel` ``("gaussian", sigma)`` applied to ``y``.
+    """Return ``y + n`` with ``n ~ N(0, (sigma / 2)^2)``: :class:`Noise` ``("gaussian", sigma, seed)`` applied to ``y``.
 
     ``sigma`` is the std on the [-1, 1] model scale (DMPlug's default 0.01); frames here are in [0, 1], where the
     same noise has half the std. ``sigma = 0`` returns ``y`` unchanged.
@@ -228,4 +246,4 @@ def add_gaussian_noise(
     """
     if sigma < 0:
         raise VidplugError(f"noise sigma must be >= 0, got {sigma}")
-    return NoiseModel("gaussian", float(sigma))(y, generator=generator, seed=seed, frame_indices=frame_indices)
+    return Noise("gaussian", float(sigma), seed)(y, frame_indices, generator)

@@ -18,7 +18,7 @@ from deepinv.physics.functional.imresize import resize_1d
 from torch import Tensor
 
 from vidplug.errors import VidplugError
-from vidplug.physics.base import VideoOperator
+from vidplug.physics.base import Geometry, VideoOperator
 
 
 def imresize_matrix(size: int, factor: int) -> Tensor:
@@ -68,6 +68,10 @@ class SuperResolution(VideoOperator):
             )
         self.register_buffer("resize_h", imresize_matrix(h, self.factor).float())
         self.register_buffer("resize_w", imresize_matrix(w, self.factor).float())
+
+    @classmethod
+    def geometry(cls, *, factor: int = 4, **_) -> Geometry:
+        return Geometry(scale=int(factor))
 
     def output_shape(self, x_shape=None) -> tuple[int, int, int, int]:
         t, c, h, w = super().output_shape(x_shape)

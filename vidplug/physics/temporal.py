@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from vidplug.errors import VidplugError
-from vidplug.physics.base import VideoOperator
+from vidplug.physics.base import Geometry, VideoOperator
 
 
 def temporal_average_matrix(num_frames: int, k: int = 7) -> Tensor:
@@ -50,9 +50,13 @@ class TemporalAverage(VideoOperator):
         self.dagger_steps = int(dagger_steps)
         self.register_buffer("matrix", temporal_average_matrix(self.num_frames, self.k).float())
 
+    @classmethod
+    def geometry(cls, *, k: int = 7, **_) -> Geometry:
+        return Geometry(context=int(k) // 2)
+
     @property
     def context(self) -> int:
-        return self.k // 2
+        return self.geometry(k=self.k).context
 
     def A(self, x: Tensor) -> Tensor:  # noqa: N802
         self._check_shape(tuple(x.shape), "x")

@@ -39,6 +39,7 @@ from vidplug.errors import VidplugError
 from vidplug.io.atomic import atomic_path, atomic_write_text, atomic_write_with
 from vidplug.prior.base import to_model_range
 from vidplug.prior.patches import PatchSampler, load_sources
+from vidplug.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +115,6 @@ def make_scheduler():
 
     return DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
                          prediction_type="epsilon")
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda when available else cpu; a CUDA device without CUDA is a VidplugError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VidplugError(f"--device {name} requested but CUDA is not available; use --device cpu")
-    return device
 
 
 @torch.no_grad()

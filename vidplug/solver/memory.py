@@ -22,7 +22,7 @@ import torch
 from vidplug.errors import VidplugError
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps
-from vidplug.solver.dmplug import AUTOCAST, backprop_through_r, reverse_fn
+from vidplug.solver.reverse import AUTOCAST, backprop_through_r, reverse_fn
 
 log = logging.getLogger(__name__)
 

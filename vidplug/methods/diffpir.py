@@ -1,4 +1,4 @@
-"""Interleaving diffusion baselines from deepinv, run through vidplug's own restoration harness.
+"""The ``diffpir`` method: an interleaving diffusion baseline from deepinv, run through vidplug's own harness.
 
 DiffPIR (Zhu et al. 2023, ``deepinv.sampling.DiffPIR``) alternates a denoising step of the diffusion prior with a
 proximal data step, sampling each frame independently (no temporal coupling): the per-frame baseline of the ablation.
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from vidplug.errors import VidplugError
+from vidplug.physics.seeding import frame_seed
 from vidplug.prior.base import DiffusionPrior, to_model_range, to_unit_range
 
 
@@ -108,35 +107,41 @@ def window_physics(op: nn.Module, lo: int, hi: int, frame_shape: tuple[int, ...]
     return LinearPhysics(A=forward_op, A_adjoint=adjoint_op, noise_model=GaussianNoise(sigma=noise_std))
 
 
-def diffpir_chunk_solver(settings: DiffPIRSettings | None = None) -> Callable[..., tuple[Tensor, dict[str, Any], None]]:
-    """A chunk solver for :func:`vidplug.pipeline.restore_video` (``chunk_solver=``) that runs DiffPIR per frame.
+class DiffPIRMethod:
+    """The ``diffpir`` method: deepinv's DiffPIR per frame over the chunk window (a :class:`ChunkSolver`).
 
-    It uses ``models.prior`` (so build the shared :class:`~vidplug.pipeline.Models` from a DMPlug config), ignores
-    anchors and the consistency settings, and draws its noise from ``cfg.seed`` and the chunk's first frame, without
-    touching torch's global random state.
+    It uses ``models.prior``, ignores anchors and the consistency settings, reads the noise level from the
+    operator's noise model, and draws its own noise from ``(cfg.seed, the chunk's first frame)`` without touching
+    torch's global random state.
     """
-    settings = settings or DiffPIRSettings()
 
-    def solve_chunk(cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True):
+    name = "diffpir"
+    needs_prior = True
+    uses_consistency = False
+
+    def __init__(self, settings: DiffPIRSettings | None = None) -> None:
+        self.settings = settings or DiffPIRSettings()
+
+    def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True):
         from deepinv.optim.data_fidelity import L2
         from deepinv.sampling import DiffPIR
 
+        settings = self.settings
         if models.prior is None:
             raise VidplugError("the DiffPIR baseline needs a diffusion prior; build the shared models from a dmplug config")
         t0 = time.time()
         init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse start, as DMPlug's
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        # DiffPIR needs a Gaussian level: the noise model's std at mid-grey (the sigma / 2 of Gaussian noise)
-        noise_std = max(cfg.task.noise_model.std_at(0.5), settings.min_noise)
+        # DiffPIR needs a Gaussian level: the noise model's std at mid-grey (sigma / 2 for Gaussian noise)
+        std_at = getattr(op.noise_model, "std_at", None)
+        noise_std = max(std_at(0.5) if std_at is not None else op.noise_sigma / 2.0, settings.min_noise)
         physics = window_physics(op, lo, hi, tuple(init.shape), tuple(y.shape), noise_std)
         sampler = DiffPIR(EpsDenoiser(models.prior), L2(), sigma=noise_std, max_iter=settings.steps,
                           zeta=settings.zeta, lambda_=settings.lambda_, verbose=progress, device=init.device)
         devices = [init.device] if init.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # deepinv draws from the global generator
-            torch.manual_seed(int(cfg.seed) * 7_919 + chunk.window_start)
+            torch.manual_seed(frame_seed(cfg.seed, "diffpir", chunk.window_start))
             out = sampler(y[lo:hi].reshape(1, -1, *y.shape[-2:]), physics, x_init=init.reshape(1, -1, *init.shape[-2:]))
         frames = out.reshape(init.shape).clamp(0, 1)  # (T, C, H, W)
-        summary = {"method": "diffpir", **asdict(settings), "noise_std": noise_std, "wall_time_s": time.time() - t0}
+        summary = {"method": self.name, **asdict(settings), "noise_std": noise_std, "wall_time_s": time.time() - t0}
         return frames, summary, None
-
-    return solve_chunk

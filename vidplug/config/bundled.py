@@ -1,0 +1,68 @@
+"""The bundled YAML files in ``configs/``: where they are, each prior's recommended settings
+(``configs/priors/NAME.yaml``) and tables of runs (the demo's methods, the ablation's rows), each defined once.
+
+``configs/`` sits beside the package in a checkout (``make install`` installs vidplug editable);
+``VIDPLUG_CONFIGS`` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from vidplug.errors import VidplugError
+from vidplug.typed import load_with_bases, load_yaml
+
+
+def configs_dir() -> Path:
+    """The bundled ``configs/`` folder (``$VIDPLUG_CONFIGS`` if set)."""
+    env = os.environ.get("VIDPLUG_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+
+
+def bundled(relative: str) -> Path:
+    """A bundled config file, with a one-line error when it is missing."""
+    path = configs_dir() / relative
+    if not path.is_file():
+        raise VidplugError(f"bundled config {relative} not found in {configs_dir()}; run from a vidplug checkout "
+                           "(make install) or set VIDPLUG_CONFIGS to its configs/ folder")
+    return path
+
+
+def prior_defaults(name: str) -> dict[str, Any]:
+    """The recommended settings of prior ``name`` (``configs/priors/NAME.yaml``), or {} for priors without one
+    (hub ids, directories, files)."""
+    if not name or "/" in name or os.sep in name or name.startswith("."):
+        return {}
+    path = configs_dir() / "priors" / f"{name}.yaml"
+    if not path.is_file():
+        return {}
+    data = load_with_bases(path)
+    if "prior" in data or "method" in data:
+        raise VidplugError(f"{path} may only hold settings for its prior (solver, consistency, chunk), not "
+                           "'prior' or 'method'; remove them")
+    return data
+
+
+def load_table(path: str | Path, section: str = "rows") -> dict[str, tuple[str, dict[str, Any]]]:
+    """Rows of a table file: ``label -> (output folder, config change)``, in file order.
+
+    A row is either a config file beside the table (its change is the file minus ``base:``; its folder the file's
+    stem) or a mapping ``{dir: FOLDER, set: {nested change}}``.
+    """
+    path = Path(path)
+    rows = load_yaml(path).get(section)
+    if not isinstance(rows, dict):
+        raise VidplugError(f"{path} has no '{section}:' mapping of label -> config file or {{dir, set}}")
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for label, row in rows.items():
+        if isinstance(row, str):
+            change = load_yaml(path.parent / row)
+            change.pop("base", None)
+            out[str(label)] = (Path(row).stem, change)
+        elif isinstance(row, dict) and set(row) <= {"dir", "set"} and "dir" in row:
+            out[str(label)] = (str(row["dir"]), dict(row.get("set") or {}))
+        else:
+            raise VidplugError(f"{path}: row '{label}' must be a config file name or {{dir: ..., set: {{...}}}}")
+    return out

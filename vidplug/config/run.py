@@ -1,0 +1,115 @@
+"""The run configuration of a restoration: typed dataclasses composed from each layer's own settings (the solver's
+:class:`~vidplug.solver.config.SolverConfig`, the physics task options) and loaded through :mod:`vidplug.typed`.
+
+Every field carries a one-line comment with its unit or meaning; choice fields are ``Literal`` types and task
+options are typed per task, so a bad value fails when the config is loaded, not when a run reaches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vidplug.errors import VidplugError
+from vidplug.physics.noise import Noise, parse_noise
+from vidplug.physics.registry import Task, task_options_type
+from vidplug.solver.config import SolverConfig
+from vidplug.typed import check_choices, from_dict
+
+Method = Literal["dmplug", "bicubic", "diffpir"]  # vidplug.methods.METHODS
+
+
+@dataclass
+class TaskConfig:
+    config_prefix = "task"
+
+    name: Task = "sr4"  # degradation: sr4 | sr | inpaint | temporal | deblur | temporal+deblur
+    noise_sigma: float = 0.01  # measurement noise std on the [-1, 1] scale (DMPlug: 0.01); 0 = noiseless
+    # noise model TYPE[:LEVEL]: gaussian | impulse | shot | speckle, LEVEL low | high | a number (impulse:high,
+    # shot:25); a bare number = Gaussian sigma on [-1, 1]; "" = Gaussian noise_sigma. Simulation only: the solver
+    # never sees it (vidplug/physics/noise.py)
+    noise: str | float = ""
+    seed: int = 0  # seeds masks, blur kernels and noise (operators are rebuilt exactly from it)
+    # the task's own options, typed per task (vidplug.physics.task_options_type): sr factor, inpaint ratio,
+    # temporal k, deblur kernel_size, ...; unset options take the operator's defaults
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.noise_sigma < 0:
+            raise VidplugError(f"task.noise_sigma must be >= 0 (on the [-1, 1] scale), got {self.noise_sigma}")
+        if not isinstance(self.options, dict):
+            raise VidplugError(f"task.options must be a mapping of {self.name}'s options, got {self.options!r}")
+        typed = from_dict(task_options_type(self.name), self.options, prefix="task.options.")
+        self.options = {k: getattr(typed, k) for k in self.options}  # checked and converted, defaults left out
+        self.noise_model  # noqa: B018 -- a bad task.noise fails here, before any model loads
+
+    @property
+    def noise_model(self) -> Noise:
+        """The simulated measurement noise (seeded by ``seed``): ``noise`` if set, else Gaussian ``noise_sigma``."""
+        return parse_noise(self.noise, default_sigma=self.noise_sigma, seed=self.seed)
+
+
+@dataclass
+class PriorConfig:
+    name: str = "tiny"  # tiny | adm-imagenet256 | adm-ffhq256 | hub id | local directory | .pt file
+
+
+@dataclass
+class ConsistencyConfig:
+    config_prefix = "consistency"
+
+    # The defaults are the full method. Data term = MSE on [0,1] frames (~1e-4 at convergence), so the terms are small:
+    # pixel 0.05 measured on the bundled clip (benchmarks/RESULTS.md); semantic 0.05 is untuned (no CLIP weights here).
+    semantic_weight: float = 0.05  # weight of the CLIP feature term between neighbouring frames; 0 = off, CLIP not loaded
+    semantic_to_mean: bool = False  # also pull each frame's CLIP feature towards the chunk mean
+    clip_model: str = "ViT-B-32"  # open_clip architecture
+    clip_pretrained: str = "openai"  # open_clip weights tag or a local file path
+    pixel_weight: float = 0.05  # weight of the occlusion-masked L1 flow-warping term between neighbours; 0 = off
+    pixel_norm: Literal["l1", "l2"] = "l1"  # norm of the flow-warping residual
+    flow_model: Literal["auto", "raft", "dis"] = "auto"  # auto: RAFT if its weights are present, else OpenCV DIS
+    flow_refresh_every: int = 50  # re-estimate flow from the current restoration every N iterations; 0 = never
+    anchor_weight: float = 1.0  # weight tying a chunk's overlap frames to the previous chunk's result
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+
+
+@dataclass
+class ChunkConfig:
+    config_prefix = "chunk"
+
+    size: int = 0  # frames optimised jointly per chunk (overlap included); 0 = auto (8 on CPU, free GPU memory)
+    overlap: int = 2  # frames shared with the previous chunk
+    # anchor: overlap tied to the previous chunk's result (sequential) | blend: independent chunks whose overlaps are
+    # cross-faded (any order: what multi-process runs use)
+    seam: Literal["anchor", "blend"] = "anchor"
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.size < 0 or self.overlap < 0:
+            raise VidplugError(f"chunk.size and chunk.overlap must be >= 0, got {self.size} and {self.overlap}")
+
+
+@dataclass
+class RestoreConfig:
+    method: Method = "dmplug"  # dmplug | bicubic (the operator's pseudo-inverse) | diffpir (deepinv, per frame)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    seed: int = 0  # seeds the initial diffusion seeds z (per absolute frame index)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+
+    @staticmethod
+    def rebase(old: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+        """A change of task starts from the new task's default options, not the old task's."""
+        new_task = (change.get("task") or {}).get("name") if isinstance(change.get("task"), dict) else None
+        old_task = old.get("task") or {}
+        if new_task is not None and new_task != old_task.get("name", "sr4") and old_task.get("options"):
+            old = {**old, "task": {**old_task, "options": {}}}
+        return old

@@ -1,0 +1,75 @@
+"""What every pass over the input needs to rebuild a chunk's observation and operator exactly (:class:`RunInputs`),
+and the observations of successive chunk windows streamed from the input (:class:`ChunkInputs`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vidplug.config import RestoreConfig
+from vidplug.io import iter_frames
+from vidplug.io.window import FrameWindow
+from vidplug.physics import Geometry, build_operator
+from vidplug.physics.simulate import observe
+
+
+@dataclass
+class RunInputs:
+    """The input of a run and how to turn its frames into observations."""
+
+    cfg: RestoreConfig
+    source: Path
+    read: dict[str, Any]
+    simulate: bool
+    n: int  # frames in the selection
+    geometry: Geometry  # the task operator's temporal context and spatial scale
+    device: torch.device
+    info: Any = None  # the input's VideoInfo (fps, size, frame count)
+
+    @property
+    def ctx(self) -> int:
+        """Temporal context frames of the operator on each side."""
+        return self.geometry.context
+
+    def frames(self) -> FrameWindow:
+        return FrameWindow(iter_frames(self.source, **self.read))
+
+    def observe(self, src: FrameWindow, lo: int, hi: int) -> tuple[Tensor, Tensor | None, tuple[int, int]]:
+        """Observation, ground truth (simulation only) and restored frame size of frames ``[lo, hi)``."""
+        task = self.cfg.task
+        if self.simulate:  # the operator needs ctx clean frames on each side
+            c_lo, c_hi = max(lo - self.ctx, 0), min(hi + self.ctx, self.n)
+            clean = src.get(c_lo, c_hi).to(self.device)
+            y = observe(task.name, clean, c_lo, lo, hi, seed=task.seed, noise=task.noise_model, **task.options)
+            return y, clean[lo - c_lo : hi - c_lo], tuple(clean.shape[-2:])
+        y = src.get(lo, hi).to(self.device)
+        return y, None, (y.shape[-2] * self.geometry.scale, y.shape[-1] * self.geometry.scale)
+
+
+class ChunkInputs:
+    """Observations (and real inpainting masks) of frame windows, streamed from the input in increasing order."""
+
+    def __init__(self, run: RunInputs, mask) -> None:
+        self.run = run
+        self.src = run.frames()
+        self.masks = FrameWindow(iter_frames(mask, **run.read)) if mask is not None else None
+
+    def problem(self, ws: int, we: int) -> tuple[Tensor, Tensor | None, torch.nn.Module]:
+        """Observation, ground truth (simulation only) and operator of the window ``[ws, we)``."""
+        task = self.run.cfg.task
+        y, reference, size = self.run.observe(self.src, ws, we)
+        extra = {"mask": (self.masks.get(ws, we)[:, :1] > 0.5).float()} if self.masks is not None else {}
+        # the operator carries the noise model for methods that need a noise level (DiffPIR); DMPlug reads only A
+        op = build_operator(task.name, we - ws, size, seed=task.seed, noise_model=task.noise_model,
+                            frame_offset=ws, **task.options, **extra).to(self.run.device)
+        return y, reference, op
+
+    def release(self, window_start: int) -> None:
+        """Frames before the next window (and its temporal context) are not needed again."""
+        self.src.release(max(window_start - self.run.ctx, 0))
+        if self.masks is not None:
+            self.masks.release(window_start)
