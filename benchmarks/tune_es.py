@@ -118,6 +118,23 @@ def decide(series: list[float], curve: list[float], patience: int) -> dict:
     return {"stop": stop, "chosen": chosen, "gap": top - curve[chosen], "drop": max(curve[: at + 1]) - curve[at]}
 
 
+def bicubic_psnr(path: str, settings: dict) -> float:
+    """PSNR of the pseudo-inverse / bicubic estimate of the cell's observation (same seed, same noise)."""
+    from vidplug.io import read_video
+    from vidplug.metrics.fidelity import psnr
+    from vidplug.physics import degrade
+
+    clean = read_video(path, **settings["read"]).frames
+    y, op = degrade(clean, settings["task"], seed=0, noise=settings["noise"])
+    return psnr(op.A_dagger(y), clean)[0]
+
+
+def met(r: dict) -> bool:
+    """Both goals: returned within GAP_GOAL of the ORACLE best, and the curve had not fallen more than DROP_GOAL when
+    the rule fired (or, never fired, by the last iteration)."""
+    return r["gap"] <= GAP_GOAL and r["drop"] <= DROP_GOAL
+
+
 def _score(results: list[dict]) -> tuple[float, float]:
     """Worst normalised violation over cells (<= 1: every goal met), then the mean gap."""
     worst = max(max(r["gap"] / GAP_GOAL, r["drop"] / DROP_GOAL) for r in results)
@@ -141,16 +158,61 @@ def replay(args: argparse.Namespace) -> None:
     report = {"tune_clip": args.tune, "grid": GRID, "top": [{"score": s, "rule": r} for s, r in scored[:10]],
               "cells": {name: {k: replay_cell(c, rule) for k, c in cells.items()} for name, rule in named.items()},
               "rules": named}
+    clips = dict(c.split("=", 1) for c in args.clip)
+    report["bicubic_psnr"] = {k: bicubic_psnr(clips[k.split("_")[0]], c["settings"]) for k, c in cells.items()
+                              if k.split("_")[0] in clips}
     for name, rule in named.items():
         print(f"## {name}: {rule}")
         for k, r in report["cells"][name].items():
-            flag = "ok" if r["gap"] <= GAP_GOAL and r["drop"] <= DROP_GOAL and r["stop"] is not None else "NOT met"
+            flag = "met" if met(r) else "NOT met"
             print(f"{k:32s} stop {str(r['stop']):>4s} chosen {r['chosen']:3d} returned {r['returned']:.2f} "
                   f"best {r['best']:.2f}@{r['best_it']:3d} last {r['last']:.2f} gap {r['gap']:.2f} "
                   f"drop {r['drop']:.2f} {flag}")
     print("top rules on the tuning clip:", *[f"{s} {r}" for s, r in scored[:5]], sep="\n")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    """Per (clip, task): DMPlug Table 5 layout (noise types as columns, ``low · high`` in a cell) of returned PSNR /
+    gap for each named rule and bicubic, then the stop iteration and the ORACLE drop at the stop, and goal counts."""
+    keys = list(next(iter(report["cells"].values())))
+    groups = list(dict.fromkeys("_".join(k.split("_")[:2]) for k in keys))
+    out = []
+    for g in groups:
+        clip, task = g.split("_", 1)
+        role = "tuning clip" if clip == report["tune_clip"] else "report clip"
+        out += [f"**{task}, {clip} ({role})** -- cells: returned PSNR / gap (dB), low · high", "",
+                "| rule | " + " | ".join(NOISE_TYPES) + " | goals met |", "|---|" + "---|" * (len(NOISE_TYPES) + 1)]
+        for name in report["cells"]:
+            cells, n_met = [], 0
+            for t in NOISE_TYPES:
+                parts = []
+                for lv in LEVEL_NAMES:
+                    r = report["cells"][name].get(f"{g}_{t}-{lv}")
+                    if r is None:
+                        parts.append("-")
+                        continue
+                    n_met += met(r)
+                    parts.append(f"{r['returned']:.2f} / {r['gap']:.2f}")
+                cells.append(" · ".join(parts))
+            out.append(f"| ES-WMV {name} | " + " | ".join(cells) + f" | {n_met}/{2 * len(NOISE_TYPES)} |")
+        bic = report.get("bicubic_psnr", {})
+        out.append("| bicubic | " + " | ".join(" · ".join(f"{bic[k]:.2f}" if (k := f"{g}_{t}-{lv}") in bic else "-"
+                                                         for lv in LEVEL_NAMES) for t in NOISE_TYPES) + " | |")
+        any_cell = report["cells"][next(iter(report["cells"]))]
+        out.append("| ORACLE best (it) | " + " | ".join(" · ".join(
+            f"{r['best']:.2f} ({r['best_it']})" if (r := any_cell.get(f"{g}_{t}-{lv}")) else "-"
+            for lv in LEVEL_NAMES) for t in NOISE_TYPES) + " | |")
+        for name in report["cells"]:
+            out.append(f"| {name}: fired at it (ORACLE drop dB) | " + " | ".join(" · ".join(
+                (f"{'never' if r['stop'] is None else r['stop']} ({r['drop']:.2f})"
+                 if (r := report["cells"][name].get(f"{g}_{t}-{lv}")) else "-")
+                for lv in LEVEL_NAMES) for t in NOISE_TYPES) + " | |")
+        out.append("")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     p2.add_argument("dir")
     p2.add_argument("--tune", required=True, help="NAME of the tuning clip (cells NAME_*.pt)")
     p2.add_argument("--json", default=None)
+    p2.add_argument("--markdown", default=None, help="write the per-clip tables here")
+    p2.add_argument("--clip", action="append", default=[], help="NAME=PATH: also score bicubic on that clip's cells")
     p2.set_defaults(func=replay)
     args = p.parse_args(argv)
     args.func(args)

@@ -29,9 +29,9 @@ from vidplug.physics.noise import LEVEL_NAMES, NAMED_LEVELS, NOISE_TYPES
 # for), with L-BFGS (the tiny prior's curve peaks within ~50-120 iterations; Adam needs hundreds). A DDIM-inversion
 # warm start (configs/priors/tiny.yaml) starts from the noisy pseudo-inverse: under ImageNet-C noise its curve falls
 # from the first iteration, and no stopping rule that needs a window of iterates can return iteration 0.
-# The ES-WMV settings come from solver.es_preset alone (the prior file's es_window / es_patience are cleared).
+# The ES-WMV settings come from solver.es_preset alone (the prior file's es_* keys are cleared).
 ROBUSTNESS_DEFAULTS = ["prior.name=tiny", "solver.init=random", "solver.optimizer=lbfgs", "solver.iters=120",
-                       "solver.es_window=null", "solver.es_patience=null"]
+                       *[f"solver.es_{k}=null" for k in ("window", "patience", "mode", "downscale")]]
 # method -> config overrides (per-frame DMPlug is the ablation's "Base": no temporal coupling)
 METHODS: dict[str, list[str]] = {
     "vidplug": [],
