@@ -34,6 +34,4 @@ if [ ! -f "$WORK/videos/bikes.mp4" ] || [ ! -f "$WORK/videos/bigbuckbunny.mp4" ]
 fi
 
 "$PY" -m vidplug train-prior "$WORK/images" "$WORK/videos/bikes.mp4" "$WORK/videos/bigbuckbunny.mp4" \
-    --out "$WORK/out" --size 64 --batch 16 --steps 3500 --lr 5e-4 --warmup 200 --ema-decay 0.999 --seed 0 \
-    --channels 16,32,64,128 --layers-per-block 1 --scale-min 0.25 --scale-max 1.0 --frame-stride 1 \
-    --save-every 250 --sample-every 500 "$@"
+    --out "$WORK/out" --config "$(dirname "$0")/../configs/train/tiny.yaml" "$@"

@@ -8,9 +8,13 @@ LOCAL_RANK; the process group is initialised here on first use (NCCL when CUDA i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 def world() -> tuple[int, int]:
@@ -38,3 +42,19 @@ def broadcast_error(message: str | None) -> str | None:
     box = [message]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def rank_zero_first(fn: Callable[[], T], rank: int) -> T | None:
+    """Run ``fn`` on rank 0 only (e.g. check and create an output folder); its VidplugError is raised on every rank,
+    so all ranks fail together. Returns ``fn``'s result on rank 0, None elsewhere."""
+    from vidplug.errors import VidplugError
+
+    error, result = None, None
+    if rank == 0:
+        try:
+            result = fn()
+        except VidplugError as exc:
+            error = str(exc)
+    if (error := broadcast_error(error)) is not None:
+        raise VidplugError(error)
+    return result

@@ -132,6 +132,32 @@ def test_train_prior_refuses_wrong_resume_and_overwrite(tmp_path):
         train_prior([data], tmp_path / "p", _tiny_config(channels=(8, 8)), resume=True, progress=False)
 
 
+def test_cli_settings_come_from_yaml_then_flags_then_set(tmp_path, capsys):
+    data = _write_pngs(tmp_path / "data")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("size: 16\nsteps: 5\nbatch: 2\nchannels: [8, 16]\nnorm_groups: 4\nema_decay: 0.5\n")
+    out = tmp_path / "prior"
+    code = main(["train-prior", str(data), "--out", str(out), "--config", str(recipe), "--steps", "2",
+                 "--set", "ema_decay=0.9", "--device", "cpu", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2  # the flag beats the YAML
+    assert state["config"]["ema_decay"] == 0.9 and state["config"]["size"] == 16  # --set beats both; YAML kept
+    assert "--steps 2" in (out / "README.md").read_text()  # the card spells out the resolved recipe
+    code = main(["train-prior", str(data), "--out", str(tmp_path / "o"), "--set", "ema_decay=high"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "config key 'ema_decay' must be a number" in err
+
+
+def test_bundled_training_recipe_loads():
+    from vidplug.prior.train import TrainConfig
+    from vidplug.typed import from_dict, load_with_bases
+
+    recipe = from_dict(TrainConfig, load_with_bases(Path(__file__).resolve().parents[2] / "configs/train/tiny.yaml"))
+    assert recipe.size == 64 and recipe.channels == (16, 32, 64, 128) and recipe.steps == 3500
+
+
 def test_cli_bad_data_exits_2_with_one_line(tmp_path, capsys):
     code = main(["train-prior", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err.strip()

@@ -21,17 +21,32 @@ def _channels(text: str) -> tuple[int, ...]:
 # options that change the trained weights, in the order the model card lists them
 _RECIPE_OPTIONS = ("size", "steps", "batch", "lr", "warmup", "seed", "ema_decay", "channels", "layers_per_block",
                    "norm_groups", "scale_min", "scale_max", "frame_stride", "max_frames", "davis_split")
+# every flag that is a shortcut for one TrainConfig field (the field's name)
+_FLAGS = (*_RECIPE_OPTIONS, "save_every", "sample_every", "device")
 
 
-def _command_line(args: argparse.Namespace) -> str:
-    """The full command with every recipe option spelled out, so the model card reproduces the run whatever the
-    defaults become."""
+def _command_line(args: argparse.Namespace, config) -> str:
+    """The full command with every recipe option spelled out (from the resolved config), so the model card
+    reproduces the run whatever the defaults or the YAML file become."""
     parts = ["vidplug", "train-prior", *map(str, args.data), "--out", str(args.out)]
     for name in _RECIPE_OPTIONS:
-        value = getattr(args, name)
+        value = getattr(config, name)
         if value is not None:
             parts += [f"--{name.replace('_', '-')}", ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return shlex.join(parts + (["--resume"] if args.resume else []))
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """TrainConfig defaults <- --config YAML (with its ``base:`` chain) <- explicit flags <- --set, through the same
+    typed loader as the run configs (unknown keys and wrong types are one-line errors)."""
+    from vidplug.prior.train import TrainConfig
+    from vidplug.typed import apply_overrides, load_with_bases, merge
+
+    config = TrainConfig()
+    if args.config is not None:
+        config = merge(config, load_with_bases(args.config))
+    config = apply_overrides(config, {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None})
+    return apply_overrides(config, list(args.overrides))
 
 
 def register(sub) -> None:
@@ -42,30 +57,35 @@ def register(sub) -> None:
         "train-prior",
         help="train a small patch diffusion prior (diffusers UNet2DModel, DDPM) on videos and images",
         description="Train an unconditional epsilon-prediction UNet on random multi-scale crops of DATA; writes "
-        "DIR/unet (EMA weights), DIR/scheduler, DIR/README.md (model card), DIR/samples.png and DIR/checkpoint.pt.",
+        "DIR/unet (EMA weights), DIR/scheduler, DIR/README.md (model card), DIR/samples.png and DIR/checkpoint.pt. "
+        "Settings: defaults < --config YAML < flags < --set KEY=VALUE (keys: the fields of TrainConfig).",
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="video files, image files, image folders or DAVIS roots")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt (same data and settings)")
-    p.add_argument("--size", type=int, default=d.size, help="crop side in pixels")
-    p.add_argument("--steps", type=int, default=d.steps, help="total optimisation steps")
-    p.add_argument("--batch", type=int, default=d.batch, help="crops per step")
-    p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate")
-    p.add_argument("--warmup", type=int, default=d.warmup, help="learning-rate warm-up steps")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, crops, noise and timesteps")
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA decay of the saved weights")
-    p.add_argument("--channels", type=_channels, default=d.channels,
-                   help="UNet widths per level, e.g. 16,32,64,128 (default %(default)s)")
-    p.add_argument("--layers-per-block", type=int, default=d.layers_per_block, help="ResNet blocks per level")
-    p.add_argument("--norm-groups", type=int, default=d.norm_groups, help="GroupNorm groups (divides every width)")
-    p.add_argument("--scale-min", type=float, default=d.scale_min, help="smallest frame downscale before cropping")
-    p.add_argument("--scale-max", type=float, default=d.scale_max, help="largest frame downscale before cropping")
-    p.add_argument("--frame-stride", type=int, default=d.frame_stride, help="use every N-th frame of videos/folders")
-    p.add_argument("--max-frames", type=int, default=d.max_frames, help="at most N frames per source")
-    p.add_argument("--davis-split", default=d.davis_split, help="DAVIS split used for DAVIS roots (train|val|all)")
-    p.add_argument("--save-every", type=int, default=d.save_every, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=int, default=d.sample_every, help="steps between samples.png (0 = end only)")
-    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--config", default=None, help="YAML file of training settings (e.g. configs/train/tiny.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set ema_decay=0.9995 (repeatable)")
+    g = p.add_argument_group("settings (shortcuts for TrainConfig fields; default values shown)")
+    g.add_argument("--size", type=int, help=f"crop side in pixels ({d.size})")
+    g.add_argument("--steps", type=int, help=f"total optimisation steps ({d.steps})")
+    g.add_argument("--batch", type=int, help=f"crops per step ({d.batch})")
+    g.add_argument("--lr", type=float, help=f"AdamW learning rate ({d.lr})")
+    g.add_argument("--warmup", type=int, help=f"learning-rate warm-up steps ({d.warmup})")
+    g.add_argument("--seed", type=int, help=f"seed of weights, crops, noise and timesteps ({d.seed})")
+    g.add_argument("--ema-decay", type=float, help=f"EMA decay of the saved weights ({d.ema_decay})")
+    g.add_argument("--channels", type=_channels,
+                   help=f"UNet widths per level, e.g. 16,32,64,128 ({','.join(map(str, d.channels))})")
+    g.add_argument("--layers-per-block", type=int, help=f"ResNet blocks per level ({d.layers_per_block})")
+    g.add_argument("--norm-groups", type=int, help=f"GroupNorm groups, divides every width ({d.norm_groups})")
+    g.add_argument("--scale-min", type=float, help=f"smallest frame downscale before cropping ({d.scale_min})")
+    g.add_argument("--scale-max", type=float, help=f"largest frame downscale before cropping ({d.scale_max})")
+    g.add_argument("--frame-stride", type=int, help=f"use every N-th frame of videos/folders ({d.frame_stride})")
+    g.add_argument("--max-frames", type=int, help="at most N frames per source (all)")
+    g.add_argument("--davis-split", help=f"DAVIS split used for DAVIS roots: train|val|all ({d.davis_split})")
+    g.add_argument("--save-every", type=int, help=f"steps between checkpoints ({d.save_every})")
+    g.add_argument("--sample-every", type=int, help=f"steps between samples.png, 0 = end only ({d.sample_every})")
+    g.add_argument("--device", help=f"auto | cpu | cuda | cuda:N ({d.device})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -74,21 +94,14 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from vidplug.prior.train import TrainConfig, train_prior
+    from vidplug.prior.train import train_prior
 
     if args.threads is not None:
         if args.threads < 1:
             raise VidplugError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    config = TrainConfig(
-        size=args.size, steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup, seed=args.seed,
-        ema_decay=args.ema_decay, channels=args.channels, layers_per_block=args.layers_per_block,
-        norm_groups=args.norm_groups, scale_min=args.scale_min, scale_max=args.scale_max,
-        frame_stride=args.frame_stride, max_frames=args.max_frames, davis_split=args.davis_split,
-        save_every=args.save_every, sample_every=args.sample_every, device=args.device,
-    )
-    command = _command_line(args)
-    result = train_prior(args.data, args.out, config, resume=args.resume, command=command,
+    config = train_config_from_args(args)
+    result = train_prior(args.data, args.out, config, resume=args.resume, command=_command_line(args, config),
                          progress=not args.no_progress)
     print(f"{result.out_dir}: {result.steps} steps, loss {result.final_loss:.4f}, {result.num_params:,} parameters, "
           f"{result.wall_time_s / 60:.1f} min on {result.device}")

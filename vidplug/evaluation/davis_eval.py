@@ -136,10 +136,6 @@ def evaluate_davis(
         dict: what ``results.json`` holds: settings, per-sequence results (restore_video reports with per-frame
         metrics and solver summaries), the mean over sequences, versions, device and wall time.
     """
-    from tqdm.auto import tqdm
-
-    from vidplug.evaluation.report import mean_row, runtime_versions, write_eval_summary
-
     t_start = time.time()
     root, out_dir = Path(root).expanduser(), Path(out_dir)
     read = {k: v for k, v in (read or {}).items() if v is not None}
@@ -147,18 +143,36 @@ def evaluate_davis(
     folders = {name: davis_sequence_dir(root, name, resolution) for name in names}  # unknown names fail here
     settings = run_settings(cfg, read, resolution, extra_settings)
     rank, world_size = distributed.world()  # under torchrun, sequences are shared among the processes
-    error = None
-    if rank == 0:
-        try:
-            prepare_out_dir(out_dir, settings, overwrite)
-        except VidplugError as exc:
-            error = str(exc)
-    if (error := distributed.broadcast_error(error)) is not None:
-        raise VidplugError(error)
+    distributed.rank_zero_first(lambda: prepare_out_dir(out_dir, settings, overwrite), rank)
     label = label or cfg.method
+    results, computed = _run_sequences(folders, out_dir, cfg, read, label, models, chunk_solver, videos, progress,
+                                       rank, world_size)
+    distributed.barrier()
+    if rank != 0:
+        return {}  # rank 0 writes the summary
+    for name in names:  # the other processes' sequences, finished before the barrier
+        if name not in results:
+            results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
+            computed = True
+    results = {name: results[name] for name in names}
+    out = _summary(results, label, cfg, read, settings, root, None if sequences else split, t_start)
+    if summary and (computed or not (out_dir / "report.md").is_file()):
+        from vidplug.evaluation.report import write_eval_summary
+
+        write_eval_summary(out_dir, out, plots=plots)
+    return out
+
+
+def _run_sequences(folders: dict[str, Path], out_dir: Path, cfg: RestoreConfig, read: dict[str, Any], label: str,
+                   models: Models | None, chunk_solver: ChunkSolver | None, videos: bool, progress: bool, rank: int,
+                   world_size: int) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Restore this process's unfinished sequences (each written atomically when done); read the finished ones.
+    Returns the results by sequence and whether any was computed."""
+    from tqdm.auto import tqdm
+
     results: dict[str, dict[str, Any]] = {}
     computed = False
-    bar = tqdm(names, desc=f"DAVIS {label}", unit="seq", disable=not progress)
+    bar = tqdm(list(folders), desc=f"DAVIS {label}", unit="seq", disable=not progress)
     for i, name in enumerate(bar):
         bar.set_postfix_str(name)
         seq_dir = out_dir / "sequences" / name
@@ -181,24 +195,21 @@ def evaluate_davis(
             results[name]["prior"] = models.prior.name
         atomic_write_json(done, results[name])  # from here on the sequence counts as finished
         computed = True
-    distributed.barrier()
-    if rank != 0:
-        return {}  # rank 0 writes the summary
-    for name in names:  # the other processes' sequences, finished before the barrier
-        if name not in results:
-            results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
-            computed = True
-    results = {name: results[name] for name in names}
+    return results, computed
+
+
+def _summary(results: dict[str, dict[str, Any]], label: str, cfg: RestoreConfig, read: dict[str, Any],
+             settings: dict[str, Any], root: Path, split: str | None, t_start: float) -> dict[str, Any]:
+    """What results.json holds: settings, per-sequence results, their mean, versions, device and wall time."""
+    from vidplug.evaluation.report import mean_row, runtime_versions
+
     first = next(iter(results.values()))
-    out = {
+    return {
         "label": label, "task": cfg.task.name, "method": cfg.method, "prior": first.get("prior"),
         "flow_model": first.get("metrics", {}).get("flow_model"), "device": first.get("device"),
-        "preprocessing": preprocessing_note(read), "split": None if sequences else split, "davis_root": str(root),
+        "preprocessing": preprocessing_note(read), "split": split, "davis_root": str(root),
         "settings": settings, "versions": runtime_versions(),
         "wall_time_s": sum(r["wall_time_s"] for r in results.values()),  # restoration time, summed over sequences
         "session_wall_time_s": time.time() - t_start,  # this invocation only (less when resumed)
         "mean": mean_row(results.values()), "sequences": results,
     }
-    if summary and (computed or not (out_dir / "report.md").is_file()):
-        write_eval_summary(out_dir, out, plots=plots)
-    return out

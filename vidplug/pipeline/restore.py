@@ -153,15 +153,7 @@ def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models:
 
 def _open_store(out: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bool, rank: int) -> ChunkStore:
     """Rank 0 checks and creates the checkpoint folder; the other ranks then join it (or fail with rank 0)."""
-    error = None
-    if rank == 0:
-        try:
-            store = ChunkStore(out, fingerprint, resume=resume, overwrite=overwrite)
-        except VidplugError as exc:
-            error = str(exc)
-    error = distributed.broadcast_error(error)
-    if error is not None:
-        raise VidplugError(error)
+    store = distributed.rank_zero_first(lambda: ChunkStore(out, fingerprint, resume=resume, overwrite=overwrite), rank)
     return store if rank == 0 else ChunkStore(out, fingerprint, resume=True, overwrite=False)
 
 

@@ -219,6 +219,84 @@ def _load_checkpoint(path: Path, config: TrainConfig, unet, ema, optimizer, gene
     return state
 
 
+class _TrainingRun:
+    """The state of one training folder: networks, optimiser, generator, counters; publishes checkpoints."""
+
+    def __init__(self, config: TrainConfig, out_dir: Path, device: torch.device, source_frames: dict[str, int]):
+        self.config, self.out_dir, self.device, self.source_frames = config, out_dir, device, source_frames
+        torch.manual_seed(config.seed)  # weight initialisation
+        self.unet = build_unet(config)
+        self.ema = copy.deepcopy(self.unet).requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.generator = torch.Generator().manual_seed(config.seed)  # crops, noise, timesteps: all of it
+        self.scheduler = make_scheduler()
+        self.num_params = sum(p.numel() for p in self.unet.parameters())
+        self.step, self.elapsed, self.losses, self.commands = 0, 0.0, [], []
+
+    def resume(self, ckpt_path: Path) -> None:
+        state = _load_checkpoint(ckpt_path, self.config, self.unet, self.ema, self.optimizer, self.generator)
+        self.step, self.elapsed, self.losses = state["step"], state["elapsed"], list(state["losses"])
+        self.commands = list(state.get("commands", []))
+        log.info("resuming %s at step %d", ckpt_path, self.step)
+
+    def to_device(self) -> None:
+        self.unet.to(self.device).train()
+        self.ema.to(self.device).eval()
+        for group in self.optimizer.state.values():  # optimiser state was loaded on the CPU
+            for k, v in group.items():
+                if torch.is_tensor(v) and v.ndim > 0:
+                    group[k] = v.to(self.device)
+
+    def train_step(self, sampler: PatchSampler, autocast) -> float:
+        """One optimisation step on a fresh batch of crops; returns its loss."""
+        config, device = self.config, self.device
+        x0 = to_model_range(sampler.sample(config.batch, self.generator))  # (B, 3, S, S) in [-1, 1]
+        noise = torch.randn(x0.shape, generator=self.generator)  # (B, 3, S, S)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (config.batch,), generator=self.generator)
+        x0, noise, t = x0.to(device), noise.to(device), t.to(device)
+        x_t = self.scheduler.add_noise(x0, noise, t)  # sqrt(a_bar) x0 + sqrt(1 - a_bar) eps
+        for g in self.optimizer.param_groups:  # stateless schedule: resuming needs nothing extra
+            g["lr"] = config.lr * min(1.0, (self.step + 1) / max(1, config.warmup))
+        with autocast:
+            pred = self.unet(x_t, t).sample
+        loss = F.mse_loss(pred.float(), noise)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.unet.parameters(), config.grad_clip)
+        self.optimizer.step()
+        update_ema(self.ema, self.unet, config.ema_decay, self.step)
+        self.step += 1
+        self.losses = self.losses[-(LOSS_WINDOW - 1):] + [loss.item()]
+        return self.losses[-1]
+
+    def result(self) -> TrainResult:
+        final = sum(self.losses[-LOSS_WINDOW:]) / max(1, len(self.losses[-LOSS_WINDOW:]))
+        return TrainResult(self.out_dir, self.step, final, self.num_params, self.elapsed, str(self.device))
+
+    def publish(self, samples: bool) -> None:
+        """Checkpoint, EMA weights, scheduler, model card (and samples.png), each written atomically."""
+        state = {"unet": self.unet.state_dict(), "ema": self.ema.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                 "step": self.step, "elapsed": self.elapsed, "losses": self.losses[-LOSS_WINDOW:],
+                 "config": asdict(self.config), "commands": self.commands}
+        atomic_write_with(self.out_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+        _save_pretrained_atomic(self.ema, self.out_dir / "unet")
+        _save_pretrained_atomic(self.scheduler, self.out_dir / "scheduler")
+        if samples:
+            _write_samples(self.ema, self.out_dir, self.config)
+        card = model_card(self.result(), self.config, self.commands, self.source_frames)
+        atomic_write_text(self.out_dir / "README.md", card)
+
+
+def _check_request(ckpt_path: Path, config: TrainConfig, resume: bool) -> None:
+    if resume and not ckpt_path.is_file():
+        raise VidplugError(f"--resume given but {ckpt_path} does not exist; drop --resume to start a new run")
+    if not resume and ckpt_path.is_file():
+        raise VidplugError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out folder")
+    if config.steps < 0 or config.batch < 1 or config.size < 8 or config.save_every < 1:
+        raise VidplugError("--steps must be >= 0, --batch >= 1, --size >= 8 and --save-every >= 1")
+
+
 def train_prior(
     data: list[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -245,87 +323,32 @@ def train_prior(
     config = copy.deepcopy(config) if config is not None else TrainConfig()
     config.sources = [str(d) for d in data]
     out_dir = Path(out_dir)
-    ckpt_path = out_dir / CHECKPOINT
-    if resume and not ckpt_path.is_file():
-        raise VidplugError(f"--resume given but {ckpt_path} does not exist; drop --resume to start a new run")
-    if not resume and ckpt_path.is_file():
-        raise VidplugError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out folder")
-    if config.steps < 0 or config.batch < 1 or config.size < 8 or config.save_every < 1:
-        raise VidplugError("--steps must be >= 0, --batch >= 1, --size >= 8 and --save-every >= 1")
+    _check_request(out_dir / CHECKPOINT, config, resume)
     device = resolve_device(config.device)
-
     sources = load_sources(data, stride=config.frame_stride, max_frames=config.max_frames,
                            davis_split=config.davis_split)
     sampler = PatchSampler(sources, config.size, (config.scale_min, config.scale_max))
-    source_frames = {s.name: len(s.frames) for s in sampler.sources}
     log.info("training data: %d frames from %d sources", sampler.num_frames, len(sampler.sources))
-
-    torch.manual_seed(config.seed)  # weight initialisation
-    unet = build_unet(config)
-    ema = copy.deepcopy(unet).requires_grad_(False)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)  # crops, noise, timesteps: all of it
-    step, elapsed, losses, commands = 0, 0.0, [], []
+    run = _TrainingRun(config, out_dir, device, {s.name: len(s.frames) for s in sampler.sources})
     if resume:
-        state = _load_checkpoint(ckpt_path, config, unet, ema, optimizer, generator)
-        step, elapsed, losses = state["step"], state["elapsed"], list(state["losses"])
-        commands = list(state.get("commands", []))
-        log.info("resuming %s at step %d", ckpt_path, step)
+        run.resume(out_dir / CHECKPOINT)
     if command:
-        commands.append(command)
-    unet.to(device).train()
-    ema.to(device).eval()
-    for group in optimizer.state.values():  # optimiser state was loaded on the CPU
-        for k, v in group.items():
-            if torch.is_tensor(v) and v.ndim > 0:
-                group[k] = v.to(device)
-    scheduler = make_scheduler()
-    num_params = sum(p.numel() for p in unet.parameters())
+        run.commands.append(command)
+    run.to_device()
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    def result() -> TrainResult:
-        final = sum(losses[-LOSS_WINDOW:]) / max(1, len(losses[-LOSS_WINDOW:]))
-        return TrainResult(out_dir, step, final, num_params, elapsed, str(device))
-
-    def publish(samples: bool) -> None:
-        state = {"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                 "generator": generator.get_state(), "step": step, "elapsed": elapsed,
-                 "losses": losses[-LOSS_WINDOW:], "config": asdict(config), "commands": commands}
-        atomic_write_with(ckpt_path, lambda tmp: torch.save(state, tmp))
-        _save_pretrained_atomic(ema, out_dir / "unet")
-        _save_pretrained_atomic(scheduler, out_dir / "scheduler")
-        if samples:
-            _write_samples(ema, out_dir, config)
-        atomic_write_text(out_dir / "README.md", model_card(result(), config, commands, source_frames))
-
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train-prior", dynamic_ncols=True)
-    start, first_step = time.perf_counter(), step
-    while step < config.steps:
-        x0 = to_model_range(sampler.sample(config.batch, generator))  # (B, 3, S, S) in [-1, 1]
-        noise = torch.randn(x0.shape, generator=generator)  # (B, 3, S, S)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch,), generator=generator)
-        x0, noise, t = x0.to(device), noise.to(device), t.to(device)
-        x_t = scheduler.add_noise(x0, noise, t)  # sqrt(a_bar) x0 + sqrt(1 - a_bar) eps
-        for g in optimizer.param_groups:  # stateless schedule: resuming needs nothing extra
-            g["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
-        with autocast:
-            pred = unet(x_t, t).sample
-        loss = F.mse_loss(pred.float(), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), config.grad_clip)
-        optimizer.step()
-        update_ema(ema, unet, config.ema_decay, step)
-        step += 1
-        losses = losses[-(LOSS_WINDOW - 1):] + [loss.item()]
+    bar = tqdm(total=config.steps, initial=run.step, disable=not progress, desc="train-prior", dynamic_ncols=True)
+    start, first_step = time.perf_counter(), run.step
+    while run.step < config.steps:
+        run.train_step(sampler, autocast)
         bar.update(1)
-        bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}")
-        if step % config.save_every == 0 or step == config.steps:
-            elapsed += time.perf_counter() - start
+        bar.set_postfix(loss=f"{sum(run.losses) / len(run.losses):.4f}")
+        if run.step % config.save_every == 0 or run.step == config.steps:
+            run.elapsed += time.perf_counter() - start
             start = time.perf_counter()
-            publish(samples=step == config.steps or (config.sample_every > 0 and step % config.sample_every == 0))
+            every = config.sample_every > 0 and run.step % config.sample_every == 0
+            run.publish(samples=run.step == config.steps or every)
     bar.close()
-    if step == first_step:
-        publish(samples=True)  # nothing left to train (e.g. --resume --steps <done>): re-export what there is
-    return result()
+    if run.step == first_step:
+        run.publish(samples=True)  # nothing left to train (e.g. --resume --steps <done>): re-export what there is
+    return run.result()
