@@ -25,7 +25,7 @@ from vidplug.physics.noise import LEVEL_NAMES, NOISE_TYPES
 
 
 def _cell_config(task: str, noise: str, iters: int, overrides: list[str]):
-    from vidplug.robustness import robustness_config
+    from vidplug.evaluation.robustness import robustness_config
 
     return robustness_config(task, noise, [f"solver.iters={iters}", "solver.early_stop=false", *overrides])
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import save_tiny_prior
 from tests.unit.test_cli import one_line_error, run
-from vidplug.robustness import cell_names, curve_summary
+from vidplug.evaluation.robustness import cell_names, curve_summary
 
 
 @pytest.fixture

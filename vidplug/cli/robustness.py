@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidplug.robustness import run_robustness
+    from vidplug.evaluation.robustness import run_robustness
 
     out = run_robustness(args.input, args.out, args.task, overrides=args.overrides, read=read_kwargs(args),
                          types=args.types, levels=args.levels, methods=args.methods, sequence=args.sequence,
