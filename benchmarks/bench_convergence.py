@@ -178,8 +178,8 @@ def report(result: dict[str, Any], note: str | None) -> str:
         f"{s.get('init', 'random')} initial seeds",
         "",
         env_line(env) + ".",
-        f"Bicubic (A_dagger) PSNR: {result['bicubic_psnr']:.2f} dB. ES-WMV: window {s['es_window']}, patience "
-        f"{s['es_patience']}. Columns marked ORACLE use the ground truth; nothing else does.",
+        f"Bicubic (A_dagger) PSNR: {result['bicubic_psnr']:.2f} dB. ES-WMV: {s['es_mode']} window {s['es_window']}, "
+        f"patience {s['es_patience']}, downscale {s['es_downscale']}. Columns marked ORACLE use the ground truth; nothing else does.",
     ]
     if env["device_type"] == "cpu":
         lines.append("CPU run on a host shared with other jobs: seconds are indicative only.")
