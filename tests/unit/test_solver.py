@@ -175,7 +175,7 @@ def test_es_choice_matches_standalone_detector(tiny_prior, problem):
     r = solve(y, op, tiny_prior, cfg, progress=False)
     assert r.stopped_by == "max-iters"
     # replay the same run's outputs through a standalone detector: same choice
-    es = ESWMV(3, 100)
+    es = ESWMV(**cfg.es_settings())  # the preset's mode and downscale with W 3, P 100
     seeds = make_seeds(SHAPE, generator=torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(seeds.parameters(), lr=1e-2)
     for it in range(8):
