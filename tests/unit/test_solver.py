@@ -124,6 +124,7 @@ def test_duplicate_or_reserved_term_names_are_rejected(tiny_prior, problem):
         solve(y, op, tiny_prior, _cfg(iters=2), extra_terms=[Recorder("a"), Recorder("a")], progress=False)
 
 
+@pytest.mark.slow
 def test_nan_loss_restarts_once_at_half_the_learning_rate(tiny_prior, problem):
     _, op, y = problem
     rec = Recorder(nan_at={7})  # only the 8th call, i.e. iteration 7 of the first attempt
@@ -280,6 +281,7 @@ class Smoothness:
         dict(optimizer="lbfgs", iters=2),  # L-BFGS's curvature steps amplify float rounding: compare early
     ],
 )
+@pytest.mark.slow
 def test_micro_batched_backward_gives_the_same_solve(tiny_prior, problem, kw):
     _, op, y = problem
     kw = {"iters": 6, **kw}
@@ -335,6 +337,7 @@ def test_channels_last_gives_the_same_solve_and_feeds_the_network_nhwc(problem):
     torch.testing.assert_close(again.frames, plain.frames, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_lbfgs_moves_from_a_warm_start_with_tiny_gradients(tiny_prior):
     # seeds that already explain the observation up to small noise: a mean-reduced loss of ~1e-4 over 2x3x64x64
     # frames has gradients so small that torch's L-BFGS first step (lr * g) is lost in float32 and the seeds freeze

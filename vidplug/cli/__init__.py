@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "robustness": "robustness",
     "train-prior": "train_prior",
     "weights": "weights",
+    "view": "view",
 }
 
 

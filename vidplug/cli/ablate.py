@@ -13,8 +13,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "ablate", help="consistency ablation on DAVIS with baselines (one table)",
         description="Runs every ablation row on the same DAVIS sequences (as `vidplug eval`) into DIR/<row>/ and "
-                    "writes DIR/report.md (best bold, second underlined), results.csv and results.json. The settings "
-                    "flags describe the full method; each row changes one thing. Rerun to resume.")
+                    "writes DIR/report.md (best bold, second underlined), DIR/report.html, results.csv and "
+                    "results.json. The settings flags describe the full method; each row changes one thing. Rerun to resume.")
     add_davis_args(p)
     g = p.add_argument_group("ablation")
     g.add_argument("--shared-seeds", action="store_true", help="add the +Shared seeds row (solver.seed_mode=shared)")
@@ -40,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
     if not out:  # a non-zero rank of a multi-process run
         return 0
     print(ranked_table(out["table"]))
-    print(f"-> {args.out}/report.md")
+    print(f"-> {args.out}/report.md, {args.out}/report.html (open it, or: vidplug view {args.out})")
     return 0

@@ -23,13 +23,13 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidplug.config import parse_override
-    from vidplug.physics import parse_noise
+    from vidplug.config import TaskConfig, parse_override
     from vidplug.simulate import degrade_video
 
-    parse_noise(args.noise)  # a bad --noise fails here, before anything is read (the operator seeds it)
-    options = dict(parse_override(o) for o in args.options)
-    written = degrade_video(args.input, args.out, args.task, seed=args.seed, noise=args.noise,
-                            read=read_kwargs(args), overwrite=args.overwrite, **options)
+    # typed and checked like a config's task section (a bad --noise included) before anything is read
+    task = TaskConfig(name=args.task, noise=args.noise, seed=args.seed,
+                      options=dict(parse_override(o) for o in args.options))
+    written = degrade_video(args.input, args.out, task.name, seed=task.seed, noise=task.noise_model,
+                            read=read_kwargs(args), overwrite=args.overwrite, **task.options)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -35,7 +35,7 @@ def register(sub) -> None:
         "eval", help="evaluate on DAVIS 2017 (simulated degradation, PSNR/SSIM/LPIPS/warping error)",
         description="For each DAVIS sequence: take the first --max-frames frames, center-crop and resize to --size "
                     "(default 256), degrade with the task's seeded operator, restore, score. Writes DIR/results.json, "
-                    "results.csv, report.md, plots/ and videos/. Finished sequences are kept: rerun to resume.")
+                    "results.csv, report.md, report.html, plots/ and videos/. Finished sequences are kept: rerun to resume.")
     add_davis_args(p)
     add_config_args(p)
     add_read_args(p)
@@ -55,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     we = "n/a" if m["warping_error"] is None else f"{m['warping_error'] * 100:.4f}"
     lp = "n/a" if m["lpips"] is None else f"{m['lpips']:.4f}"
     print(f"{out['label']} on {len(out['sequences'])} sequence(s) ({m['frames']} frames, {out['wall_time_s']:.1f} s): "
-          f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, LPIPS {lp}, WE(x1e-2) {we} -> {args.out}/report.md")
+          f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, LPIPS {lp}, WE(x1e-2) {we} -> {args.out}/report.md, "
+          f"{args.out}/report.html (open it, or: vidplug view {args.out})")
     return 0

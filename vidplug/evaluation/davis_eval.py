@@ -10,8 +10,10 @@ Output folder::
     run.json                      the settings every result here was made with (a rerun must match them)
     sequences/<seq>/result.json   one finished sequence (written atomically when it is done)
     sequences/<seq>/restored.mp4  its restoration (+ restored.config.yaml)
+    sequences/<seq>/report.html   its page: synchronised videos (report_media/), charts, provenance
     videos/<seq>.mp4              observation | restored | ground truth
     results.json, results.csv, report.md, plots/*.png   the summary (see vidplug.evaluation.report)
+    report.html                   the summary page; its rows open the sequence pages
 
 A finished sequence is never recomputed: killing the run loses at most the sequence in progress (and inside it,
 restore_video's chunk checkpoints keep the finished chunks).
@@ -39,7 +41,7 @@ from vidplug.runtime import resolve_device
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
-GENERATED = ("sequences", "videos", "plots", "results.json", "results.csv", "report.md")  # what overwrite removes
+GENERATED = ("sequences", "videos", "plots", "results.json", "results.csv", "report.md", "report.html")  # what overwrite removes
 
 
 def preprocessing_note(read: dict[str, Any]) -> str:
@@ -129,7 +131,7 @@ def evaluate_davis(
             :func:`restore_video`.
         label: method name shown in reports (default ``cfg.method``).
         extra_settings: settings outside ``cfg`` that change results (e.g. a baseline's), checked on resume.
-        videos: write the side-by-side videos. summary: write results.json/csv and report.md (rewritten only
+        videos: write the side-by-side videos and the sequence pages. summary: write results.json/csv and report.md (rewritten only
             when a sequence was computed or the report is missing). plots: also plots/*.png.
 
     Returns:
@@ -188,6 +190,7 @@ def _run_sequences(folders: dict[str, Path], out_dir: Path, cfg: RestoreConfig, 
             folders[name], seq_dir / "restored.mp4", cfg, simulate=True, read=read,
             side_by_side=out_dir / "videos" / f"{name}.mp4" if videos else None, overwrite=True, resume=True,
             progress=progress, models=models, chunk_solver=chunk_solver, use_distributed=False,
+            html_report=seq_dir / "report.html" if videos else None,
         )
         results[name] = {"sequence": name, "label": label, **res.report}
         if get_method(cfg.method).needs_prior and models.prior is not None:

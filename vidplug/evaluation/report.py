@@ -208,6 +208,9 @@ def write_eval_summary(out_dir: str | Path, out: dict[str, Any], plots: bool = T
         + "".join(f"## {title}\n\n![{title}]({path})\n\n" for title, path in figures) + _footer(out)
     )
     atomic_write_text(out_dir / "report.md", text)
+    from vidplug.evaluation.html_pages import write_eval_html
+
+    write_eval_html(out_dir, out)
 
 
 def write_ablation_summary(out_dir: str | Path, out: dict[str, Any]) -> None:
@@ -251,3 +254,6 @@ def write_ablation_summary(out_dir: str | Path, out: dict[str, Any]) -> None:
                    "versions": out["versions"]})
     )
     atomic_write_text(out_dir / "report.md", text)
+    from vidplug.evaluation.html_pages import write_ablation_html
+
+    write_ablation_html(out_dir, out)

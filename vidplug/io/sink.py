@@ -16,13 +16,15 @@ class OutputSink:
     """Where restored chunks go: the output writer, an optional streaming side-by-side writer (observation |
     restored | ground truth), and in-memory copies when asked for. All-or-nothing: on error nothing is left."""
 
-    def __init__(self, out: Path, side_by_side, fps: float, overwrite: bool, keep: bool, method: str):
+    def __init__(self, out: Path, side_by_side, fps: float, overwrite: bool, keep: bool, method: str, media=None):
+        # media: optional report-video writer (vidplug.report_html.ReportMedia): write(restored, obs, ref), close()
         self.writers = [VideoWriter(out, fps=fps, overwrite=overwrite)]
         if side_by_side is not None:
             self.writers.append(VideoWriter(side_by_side, fps=fps, overwrite=overwrite))
         self.sbs = side_by_side is not None
         self.keep, self.label = keep, f"restored ({method})"
         self._kept: dict[str, list[Tensor]] = {"restored": [], "observation": [], "reference": []}
+        self.media, self.media_files = media, {}
 
     def write(self, restored: Tensor, observation: Tensor, reference: Tensor | None) -> None:
         """Append one chunk: restored ``(n, C, H, W)`` in [0, 1], its observation (any size), its ground truth."""
@@ -34,6 +36,8 @@ class OutputSink:
             if reference is not None:
                 panels.append(("ground truth", reference))
             self.writers[1].write(compose_side_by_side(panels))
+        if self.media is not None:
+            self.media.write(restored, observation, reference)
         if self.keep:
             for key, value in (("restored", restored), ("observation", observation), ("reference", reference)):
                 if value is not None:
@@ -51,3 +55,8 @@ class OutputSink:
                 w.close()
             else:
                 w.abort()
+        if self.media is not None:
+            if exc_type is None:
+                self.media_files = self.media.close()
+            else:
+                self.media.abort()

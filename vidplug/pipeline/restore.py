@@ -66,6 +66,7 @@ def restore_video(
     chunk_solver: ChunkSolver | None = None,
     use_distributed: bool = True,
     on_chunk_saved: Callable[[int], None] | None = None,
+    html_report: str | Path | None = None,
 ) -> RestoreResult:
     """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
 
@@ -84,6 +85,8 @@ def restore_video(
         use_distributed: under torchrun, share the chunks among the processes (``chunk.seam=blend``); callers
             that shard work themselves (DAVIS sequences) pass False.
         on_chunk_saved: called with each chunk's index once its checkpoint is written.
+        html_report: also write this self-contained HTML page (videos a browser plays in ``<stem>_media/``
+            beside it, metrics, charts, provenance; see :mod:`vidplug.report_html`).
 
     Two passes: chunks are restored and checkpointed (in order for ``anchor`` seams; any order, by any process,
     for ``blend``), then rank 0 writes them in order and scores them. A killed run resumes from the checkpoints.
@@ -110,7 +113,7 @@ def restore_video(
         return RestoreResult(out, {})
     return _write_outputs(run, out, chunks, store, models, computed, side_by_side=side_by_side,
                           report_path=report_path, overwrite=overwrite, keep_frames=keep_frames,
-                          processes=world_size, t_start=t_start)
+                          processes=world_size, t_start=t_start, html_report=html_report)
 
 
 def _open_run(cfg: RestoreConfig, source: Path, read: dict[str, Any], simulate: bool, mask,
@@ -131,7 +134,7 @@ def _open_run(cfg: RestoreConfig, source: Path, read: dict[str, Any], simulate: 
 
 def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models: Models, computed: set[int], *,
                    side_by_side, report_path, overwrite: bool, keep_frames: bool, processes: int,
-                   t_start: float) -> RestoreResult:
+                   t_start: float, html_report=None) -> RestoreResult:
     """Second pass (rank 0): the output video, side-by-side, scores, resolved config and report."""
     scores = None
     if run.simulate:
@@ -139,13 +142,22 @@ def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models:
 
         scores = StreamingScores(models.metrics_flow())
     fps = run.info.fps
-    sink = OutputSink(out, side_by_side, fps, overwrite, keep_frames, run.cfg.method)
+    media = None
+    if html_report is not None:
+        from vidplug.report_html import ReportMedia, media_dir_for
+
+        media = ReportMedia(media_dir_for(html_report), fps)
+    sink = OutputSink(out, side_by_side, fps, overwrite, keep_frames, run.cfg.method, media=media)
     chunk_reports = assemble(run, chunks, store, sink, scores, computed)
     report = run_report(run, out, fps, chunk_reports, models, scores, time.time() - t_start)
     report["processes"] = processes
     atomic_write_text(config_path_for(out), dump_yaml(run.cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)
+    if html_report is not None:
+        from vidplug.report_html import write_restore_html
+
+        write_restore_html(html_report, report, sink.media_files)
     store.finish()
     kept = sink.kept()
     return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)

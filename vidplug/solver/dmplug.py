@@ -90,16 +90,7 @@ def solve(
         shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
         generator=generator, z_init=z_init, device=device,
     )
-    timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
-    # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
-    noise = [draw_seeds(shape, generator, device) for _ in timesteps] if config.eta > 0 else None
-    problem = Problem(
-        data=DataFidelity(y, operator), terms=terms,
-        prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
-        timesteps=timesteps, noise=noise, config=config,
-        reference=None if reference is None else reference.to(device=device, dtype=torch.float32),
-        on_iterate=on_iterate,
-    )
+    problem = _problem(y, operator, prior, config, terms, generator, shape, reference, on_iterate)
 
     start = time.perf_counter()
     lr = config.resolved_lr
@@ -127,6 +118,22 @@ def solve(
         frame_iters_per_s=ips * shape[0], lr=lr, retries=len(attempts) - 1, notes=notes,
         oracle_psnr=final.oracle, es_variance=final.es_variance,
         es_stop_iteration=final.es.stop_iteration if final.es is not None else None,
+    )
+
+
+def _problem(y: Tensor, operator, prior: DiffusionPrior, config: SolverConfig, terms: list[LossTerm],
+             generator: torch.Generator, shape: tuple[int, int, int, int], reference: Tensor | None,
+             on_iterate: Callable[[int, Tensor], None] | None = None) -> Problem:
+    """What every attempt optimises against: data term, loss terms, the (fast) prior, R's timesteps and noise."""
+    timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
+    # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
+    noise = [draw_seeds(shape, generator, y.device) for _ in timesteps] if config.eta > 0 else None
+    return Problem(
+        data=DataFidelity(y, operator), terms=terms,
+        prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
+        timesteps=timesteps, noise=noise, config=config,
+        reference=None if reference is None else reference.to(device=y.device, dtype=torch.float32),
+        on_iterate=on_iterate,
     )
 
 
