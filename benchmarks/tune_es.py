@@ -144,17 +144,21 @@ def _score(results: list[dict]) -> tuple[float, float]:
 def replay(args: argparse.Namespace) -> None:
     import itertools
 
+    from vidplug.solver.config import ES_PRESETS
+
     cells = {p.stem: torch.load(p) for p in sorted(Path(args.dir).glob("*.pt"))}
     tune = {k: v for k, v in cells.items() if k.startswith(args.tune + "_")}
     scored = []
-    for window, mode, ds in itertools.product(GRID["window"], GRID["mode"], GRID["downscale"]):
+    grid = itertools.product(GRID["window"], GRID["mode"], GRID["downscale"]) if tune else ()
+    for window, mode, ds in grid:
         series = [(variance_series(c, window, mode, ds), c["oracle_psnr"]) for c in tune.values()]
         for patience in GRID["patience"]:
             res = [decide(v, curve, patience) for v, curve in series]
             scored.append((_score(res), {"window": window, "patience": patience, "mode": mode, "downscale": ds}))
     scored.sort(key=lambda s: s[0])
-    best_rule = scored[0][1]
-    named = {"published": {"window": 20, "patience": 50, "mode": "window", "downscale": 1}, "tuned": best_rule}
+    # no cells of the tuning clip here (e.g. another task): replay the current tuned preset
+    best_rule = scored[0][1] if scored else dict(ES_PRESETS["tuned"])
+    named = {"published": dict(ES_PRESETS["published"]), "tuned": best_rule}
     report = {"tune_clip": args.tune, "grid": GRID, "top": [{"score": s, "rule": r} for s, r in scored[:10]],
               "cells": {name: {k: replay_cell(c, rule) for k, c in cells.items()} for name, rule in named.items()},
               "rules": named}
