@@ -74,7 +74,8 @@ def open_page(browser):
 def runs(tmp_path_factory, davis_root) -> dict[str, Path]:
     """Folders of a tiny restore (bicubic, SR x4), a tiny eval (bicubic) and a tiny ablate (tiny random prior)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from tests.unit.test_evaluation import READ, TinyModels, _cfg
+    from tests.conftest import tiny_models
+    from tests.unit.test_evaluation import READ, _cfg
     from vidplug.cli import main
     from vidplug.evaluation import evaluate_davis, run_ablation
     from vidplug.io import write_video
@@ -88,7 +89,7 @@ def runs(tmp_path_factory, davis_root) -> dict[str, Path]:
     evaluate_davis(davis_root, root / "eval", _cfg("method=bicubic"), read=READ, progress=False)
     full = _cfg()
     run_ablation(davis_root, root / "ablate", full, read=READ, baselines=("bicubic",), progress=False,
-                 models=TinyModels(full), sequences=["seq-a"])
+                 models=tiny_models(full), sequences=["seq-a"])
     return {"restore": restore, "eval": root / "eval", "ablate": root / "ablate"}
 
 

@@ -17,7 +17,8 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--end", type=int, default=None, help="stop before this frame index")
     g.add_argument("--stride", type=int, default=1, help="take every N-th frame")
     g.add_argument("--max-frames", type=int, default=None, help="at most N frames")
-    g.add_argument("--size", type=_size, default=None, help="center-crop + resize to S or HxW (e.g. 256 or 240x432)")
+    g.add_argument("--size", type=_size, default=None,
+                   help="center-crop + resize to S or HxW (e.g. 256 or 240x432); 'native' keeps the frame size")
 
 
 def read_kwargs(args: argparse.Namespace) -> dict:
@@ -26,6 +27,8 @@ def read_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _size(text: str):
+    if text.strip().lower() == "native":
+        return None
     try:
         if "x" in text:
             h, w = text.lower().split("x")

@@ -18,10 +18,11 @@ def register(sub) -> None:
                     "(ImageNet-C severities 2 and 4), restore it with vidplug, per-frame DMPlug and bicubic, and "
                     "write DIR/results.json, results.csv, report.md and plots/psnr_<type>.png. The solver is never "
                     "told the noise; ES-WMV picks the returned iterate. Rerun the same command to resume.")
-    p.add_argument("input", metavar="CLIP_OR_DAVIS_ROOT", help="clean video file, frame folder or DAVIS 2017 root")
+    p.add_argument("input", metavar="CLIP_OR_DAVIS_ROOT",
+                   help="clean video file, frame folder, or a dataset root (DAVIS 2017, folders of frames or videos)")
     p.add_argument("--task", default="sr4", help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (rerun the same command to resume)")
-    p.add_argument("--sequence", default=None, help="DAVIS sequence (default: the first of val)")
+    p.add_argument("--sequence", default=None, help="dataset sequence (default: the first; DAVIS: of val)")
     p.add_argument("--types", type=_names, default=None, metavar="A,B", help="noise types (default: all four)")
     p.add_argument("--levels", type=_names, default=None, metavar="low,high", help="levels (default: low,high)")
     p.add_argument("--methods", type=lambda t: [n.strip() for n in t.split(",") if n.strip()], default=None,

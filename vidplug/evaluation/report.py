@@ -201,7 +201,8 @@ def write_eval_summary(out_dir: str | Path, out: dict[str, Any], plots: bool = T
             figures.append((f"Solver loss, {name}", f"plots/loss_{name}.png"))
     table = ranked_table({**rows, "**mean**": out["mean"]}, first="sequence", marks=False)
     text = (
-        f"# DAVIS evaluation: {out['label']} on {out['task']} ({_count(len(seqs), 'sequence')})\n\n"
+        f"# Evaluation on {Path(out['dataset_root']).name}: {out['label']} on {out['task']} "
+        f"({_count(len(seqs), 'sequence')})\n\n"
         f"Prior: {out['prior'] or 'none'}; flow for the warping error: {out['flow_model']}; device: {out['device']}; "
         f"restoration time {out['wall_time_s']:.1f} s in all.\n\nPreprocessing: {out['preprocessing']}.\n\n"
         f"{table}\n\nWE: warping error, mean squared error on [0, 1] frames x 100.\n\n"
@@ -243,7 +244,8 @@ def write_ablation_summary(out_dir: str | Path, out: dict[str, Any]) -> None:
             plots.append((f"Solver loss (first chunk), {seq}", rel))
     first = next(iter(methods.values()))
     text = (
-        f"# Consistency ablation on DAVIS: {out['task']}, {_count(len(out['sequence_names']), 'sequence')}\n\n"
+        f"# Consistency ablation on {Path(first['dataset_root']).name}: {out['task']}, "
+        f"{_count(len(out['sequence_names']), 'sequence')}\n\n"
         f"Prior: {out['prior']}; flow for the warping error: {first['flow_model']}; device: {first['device']}. "
         f"Preprocessing: {first['preprocessing']}. Identical seeds and settings for every row.\n\n"
         f"{ranked_table(rows)}\n\nBest **bold**, second best <u>underlined</u>. WE: warping error (mean squared "

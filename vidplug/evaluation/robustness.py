@@ -59,16 +59,19 @@ def cell_names(types: list[str] | None = None, levels: list[str] | None = None) 
 
 
 def resolve_source(path: str | Path, sequence: str | None = None) -> tuple[Path, str]:
-    """A clip (video file or frame folder) as is, or a DAVIS root's sequence (``sequence`` or the first of val)."""
-    from vidplug.io import davis_sequence_dir, davis_sequences
+    """A clip (video file or folder of frames) as is; a dataset root (DAVIS 2017, folder of sequence folders or of
+    videos: :func:`vidplug.io.datasets.resolve_dataset`) gives its sequence ``sequence``, default the first."""
+    from vidplug.io.datasets import resolve_dataset
+    from vidplug.io.frames import IMAGE_EXTENSIONS
 
     path = Path(path).expanduser()
     if not path.exists():
-        raise VidplugError(f"{path}: no such file or folder; give a clip (video or frame folder) or a DAVIS root")
-    if (path / "JPEGImages").is_dir():
-        name = sequence or davis_sequences(path, "val")[0]
-        return davis_sequence_dir(path, name), f"DAVIS {name}"
-    return path, path.stem
+        raise VidplugError(f"{path}: no such file or folder; give a clip (video or frame folder) or a dataset root")
+    if path.is_file() or any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()):
+        return path, path.stem
+    data = resolve_dataset(path, sequences=[sequence] if sequence else None)
+    name = data.names[0]
+    return data.sequences[name], f"DAVIS {name}" if data.layout == "davis" else name
 
 
 def curve_summary(chunks: list[dict[str, Any]]) -> dict[str, Any]:
