@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--sequence", default=None, help="dataset sequence (default: the first; DAVIS: of val)")
     p.add_argument("--types", type=_names, default=None, metavar="A,B", help="noise types (default: all four)")
     p.add_argument("--levels", type=_names, default=None, metavar="low,high", help="levels (default: low,high)")
-    p.add_argument("--methods", type=lambda t: [n.strip() for n in t.split(",") if n.strip()], default=None,
+    p.add_argument("--methods", type=_names, default=None,
                    metavar="A,B", help="vidplug, dmplug (per frame), bicubic (default: all three)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every cell, e.g. --set solver.iters=100 --set solver.es_preset=published")
