@@ -7,6 +7,9 @@ import typing
 
 from vidplug.config import Method, RestoreConfig, load_config
 
+NOISE_HELP = ("measurement noise: gaussian | impulse | shot | speckle, LEVEL low | high | a number, e.g. impulse:high, "
+              "gaussian:0.05; a bare number is Gaussian sigma on the [-1,1] scale")
+
 
 def add_read_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("frame selection")
@@ -50,7 +53,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=None, help="learning rate on the seeds")
     g.add_argument("--optimizer", default=None, choices=["adam", "lbfgs"])
     g.add_argument("--seed", type=int, default=None, help="seed of the initial diffusion seeds and of the operator")
-    g.add_argument("--noise", type=float, default=None, help="measurement noise sigma on the [-1,1] scale")
+    g.add_argument("--noise", default=None, metavar="TYPE[:LEVEL]", help=NOISE_HELP + " (simulations only)")
     g.add_argument("--semantic-weight", type=float, default=None, help="CLIP consistency weight (0 = off)")
     g.add_argument("--pixel-weight", type=float, default=None, help="flow-warping consistency weight (0 = off)")
     g.add_argument("--chunk", type=int, default=None, help="frames optimised jointly (0 = auto)")
@@ -61,7 +64,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 # flag -> config key
 _FLAG_KEYS = {
     "task": "task.name", "prior": "prior.name", "method": "method", "iters": "solver.iters", "lr": "solver.lr",
-    "optimizer": "solver.optimizer", "noise": "task.noise_sigma", "semantic_weight": "consistency.semantic_weight",
+    "optimizer": "solver.optimizer", "noise": "task.noise", "semantic_weight": "consistency.semantic_weight",
     "pixel_weight": "consistency.pixel_weight", "chunk": "chunk.size", "overlap": "chunk.overlap", "device": "device",
 }
 

@@ -74,9 +74,10 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
     return f"{path or 'settings'}: {old!r} -> {new!r}"
 
 
-def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
+def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool,
+                    generated: tuple[str, ...] = GENERATED) -> None:
     """Create ``out_dir`` or check it holds results of the same ``settings``; ``overwrite`` discards old results
-    (all of them: a run with --overwrite starts over)."""
+    (all of them, the entries ``generated``: a run with --overwrite starts over)."""
     marker = out_dir / RUN_FILE
     if marker.is_file():
         try:
@@ -84,9 +85,9 @@ def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) ->
         except json.JSONDecodeError:
             old = "unreadable"
     else:
-        old = "missing" if (out_dir / "sequences").exists() else None
+        old = "missing" if (out_dir / generated[0]).exists() else None
     if overwrite:
-        for name in GENERATED:
+        for name in generated:
             p = out_dir / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     elif old is not None and old != settings:

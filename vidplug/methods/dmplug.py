@@ -46,6 +46,9 @@ class DMPlugMethod:
     needs_prior = True
     uses_consistency = True
 
+    def __init__(self, on_iterate=None) -> None:
+        self.on_iterate = on_iterate  # passed to solve (studies of the stopping rule, benchmarks/tune_es.py)
+
     def __call__(self, cfg, models, chunk: Chunk, y: Tensor, op, anchors: Tensor | None, reference: Tensor | None,
                  progress: bool = True) -> ChunkOutput:
         init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse estimate
@@ -57,5 +60,6 @@ class DMPlugMethod:
             frames = range(chunk.window_start, chunk.window_stop)
             z0 = initial_seeds(tuple(init.shape[1:]), frames, cfg.seed).to(init.device)
         result = solve(y[lo:hi], CroppedOperator(op, lo, hi), models.prior, cfg.solver, extra_terms=terms, z_init=z0,
-                       reference=reference, progress=progress, desc=f"chunk {chunk.index}")
+                       reference=reference, progress=progress, desc=f"chunk {chunk.index}",
+                       on_iterate=self.on_iterate)
         return result.frames, result.to_dict(), result.z
