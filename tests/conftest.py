@@ -84,3 +84,29 @@ def davis_root(tmp_path_factory) -> Path:
     (root / "ImageSets" / "2017").mkdir(parents=True)
     (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(DAVIS_SEQS) + "\n")
     return root
+
+
+def tiny_run_config(*overrides: str, task: tuple[str, ...] = ("task.name=sr", "task.options.factor=2")):
+    """A run config for 16x16 clips: SR x2, 6 iterations, no early stop, CPU, no consistency terms (unless
+    ``overrides`` turn them on)."""
+    from vidplug.config import RestoreConfig, apply_overrides
+
+    base = [*task, "solver.iters=6", "solver.early_stop=false", "device=cpu",
+            "consistency.semantic_weight=0", "consistency.pixel_weight=0"]
+    return apply_overrides(RestoreConfig(), base + list(overrides))
+
+
+def tiny_models(cfg, device: torch.device | None = None):
+    """The networks of a run without any weights: the tiny random prior (when the method needs one), no CLIP, and
+    OpenCV DIS flow when the pixel term is on."""
+    from vidplug.methods import get_method
+    from vidplug.models import Models
+
+    class TinyModels(Models):
+        def __init__(self, cfg, device):
+            self.cfg, self.device, self.notes = cfg, device, []
+            self.prior = make_tiny_prior() if get_method(cfg.method).needs_prior else None
+            self.clip = None
+            self.flow = self._load_flow("dis") if cfg.consistency.pixel_weight > 0 else None
+
+    return TinyModels(cfg, device or torch.device("cpu"))

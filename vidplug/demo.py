@@ -10,6 +10,7 @@ from typing import Any
 from vidplug.config import RestoreConfig, load_config, load_table, merge
 from vidplug.config.bundled import bundled
 from vidplug.errors import VidplugError
+from vidplug.evaluation.html_pages import write_demo_html
 from vidplug.evaluation.report import ranked_table
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 
@@ -53,13 +54,13 @@ def compare_methods(source: str | Path, out_dir: str | Path, cfg: RestoreConfig,
 
     out_dir = Path(out_dir)
     models = models or Models(cfg, resolve_device(cfg.device))  # prior, CLIP, flow built once for all methods
-    rows, panels, reports = {}, [], {}
+    rows, panels, reports, pages = {}, [], {}, {}
     for i, (name, (path, change)) in enumerate(demo_methods().items()):
         target = out_dir / f"{path}.mp4"
         res = restore_video(source, target, merge(cfg, change), simulate=True, read=read, overwrite=True,
                             keep_frames=True, models=models, progress=progress,
-                            report_path=target.with_suffix(".json"))
-        reports[name] = res.report
+                            report_path=target.with_suffix(".json"), html_report=target.with_suffix(".html"))
+        reports[name], pages[name] = res.report, target.with_suffix(".html")
         rows[name] = {**{k: res.report["metrics"][k] for k in ("psnr", "ssim", "lpips", "warping_error")},
                       "wall_time_s": res.report["wall_time_s"]}
         if i == 0:
@@ -68,7 +69,7 @@ def compare_methods(source: str | Path, out_dir: str | Path, cfg: RestoreConfig,
     panels.append(("ground truth", res.reference))
     write_side_by_side(panels, out_dir / "side_by_side.mp4", fps=res.report["fps"], overwrite=True)
     return {"rows": rows, "reports": reports, "table": ranked_table(rows), "frames": res.report["frames"],
-            "device": res.report["device"]}
+            "device": res.report["device"], "pages": pages}
 
 
 def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | None = None,
@@ -92,4 +93,6 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, max_frames: int | 
     text += "".join(f"Note: {n}\n" for n in sorted({n for r in reports.values() for n in r["notes"]}))
     atomic_write_text(results_md, text)
     atomic_write_json(out_dir / "results.json", {"table": cmp["rows"], "reports": reports})
+    write_demo_html(out_dir, cmp["pages"], reports, f"SR x4 on the bundled clip, {cmp['frames']} frames at "
+                    f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]}")
     return {"table": cmp["table"], "text": text, "rows": cmp["rows"], "out_dir": str(out_dir)}

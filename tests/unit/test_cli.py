@@ -3,6 +3,7 @@ written or overwritten."""
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -26,12 +27,14 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
-def one_line_error(capsys, *argv) -> str:
+def one_line_error(capsys, *argv, match: str) -> str:
+    """Run the CLI expecting exit code 2 and exactly one error line, which must match the regex ``match``."""
     code, _, err = run(capsys, *argv)
     assert code == 2, err
     assert "Traceback" not in err
     lines = [ln for ln in err.strip().splitlines() if "error:" in ln]
     assert len(lines) == 1, err
+    assert re.search(match, lines[0]), lines[0]
     return lines[0]
 
 
@@ -66,25 +69,27 @@ def test_weights_lists_catalog_offline(capsys):
 
 
 def test_missing_input(tmp_path, capsys):
-    assert "no such file" in one_line_error(capsys, "restore", tmp_path / "nope.mp4", "--out", tmp_path / "o.mp4")
+    one_line_error(capsys, "restore", tmp_path / "nope.mp4", "--out", tmp_path / "o.mp4", match="no such file")
 
 
 def test_corrupt_video(tmp_path, capsys):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(os.urandom(2048))
-    assert "cannot decode" in one_line_error(capsys, "degrade", bad, "--task", "sr4", "--out", tmp_path / "o")
+    one_line_error(capsys, "degrade", bad, "--task", "sr4", "--out", tmp_path / "o", match="cannot decode")
     assert not (tmp_path / "o").exists()
 
 
 def test_zero_frames(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    one_line_error(capsys, "degrade", tmp_path / "empty", "--task", "sr4", "--out", tmp_path / "o")
+    one_line_error(capsys, "degrade", tmp_path / "empty", "--task", "sr4", "--out", tmp_path / "o",
+                   match=r"no images \(.png.*\) in folder .*empty; point to a folder of frames or a video file")
 
 
 def test_unsupported_file_type(tmp_path, capsys):
     txt = tmp_path / "notes.txt"
     txt.write_text("hello")
-    one_line_error(capsys, "degrade", txt, "--task", "sr4", "--out", tmp_path / "o")
+    one_line_error(capsys, "degrade", txt, "--task", "sr4", "--out", tmp_path / "o",
+                   match=r"unsupported file type '.txt' for .*notes.txt; give a video")
 
 
 def test_folder_with_mixed_sizes(tmp_path, capsys):
@@ -92,29 +97,39 @@ def test_folder_with_mixed_sizes(tmp_path, capsys):
     folder.mkdir()
     Image.new("RGB", (32, 32)).save(folder / "0.png")
     Image.new("RGB", (16, 32)).save(folder / "1.png")
-    assert "1.png" in one_line_error(capsys, "degrade", folder, "--task", "sr4", "--out", tmp_path / "o")
+    one_line_error(capsys, "degrade", folder, "--task", "sr4", "--out", tmp_path / "o", match="1.png")
 
 
 def test_frames_too_small_for_operator(tmp_path, capsys):
     write_video(torch.rand(2, 3, 6, 6), tmp_path / "small", fps=10)
-    one_line_error(capsys, "degrade", tmp_path / "small", "--task", "sr4", "--out", tmp_path / "o")
-    one_line_error(capsys, "degrade", tmp_path / "small", "--task", "deblur", "--out", tmp_path / "o2")
+    one_line_error(capsys, "degrade", tmp_path / "small", "--task", "sr4", "--out", tmp_path / "o",
+                   match="frame size 6x6 is not divisible by the super-resolution factor 4")
+    one_line_error(capsys, "degrade", tmp_path / "small", "--task", "deblur", "--out", tmp_path / "o2",
+                   match="frame size 6x6 is too small for the 61x61 blur kernel")
 
 
 def test_unknown_task(clip, tmp_path, capsys):
-    assert "known tasks" in one_line_error(capsys, "restore", clip, "--simulate", "--task", "colourise",
-                                           "--out", tmp_path / "o.mp4")
+    one_line_error(capsys, "restore", clip, "--simulate", "--task", "colourise", "--out", tmp_path / "o.mp4",
+                   match="unknown task 'colourise'; known tasks: sr4, sr, inpaint")
+
+
+def test_degrade_task_options_are_typed(clip, tmp_path, capsys):
+    one_line_error(capsys, "degrade", clip, "--task", "sr", "--set", "factor=two", "--out", tmp_path / "o",
+                   match="config key 'task.options.factor' must be an integer, got 'two'")
+    one_line_error(capsys, "degrade", clip, "--task", "sr4", "--set", "factor=2", "--out", tmp_path / "o",
+                   match="unknown task.options.factor 2; use one of: 4")
+    assert not (tmp_path / "o").exists()
 
 
 def test_unknown_prior(clip, tmp_path, capsys):
-    one_line_error(capsys, "restore", clip, "--simulate", "--prior", "no-such-prior", "--out", tmp_path / "o.mp4")
+    one_line_error(capsys, "restore", clip, "--simulate", "--prior", "no-such-prior", "--out", tmp_path / "o.mp4",
+                   match="unknown prior 'no-such-prior'; use one of tiny, adm-imagenet256")
 
 
 def test_weights_missing_offline(clip, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VIDPLUG_OFFLINE", "1")
-    line = one_line_error(capsys, "restore", clip, "--simulate", "--prior", "adm-imagenet256",
-                          "--out", tmp_path / "o.mp4")
-    assert "diffusion_openai.pt" in line and "place it at" in line
+    one_line_error(capsys, "restore", clip, "--simulate", "--prior", "adm-imagenet256", "--out", tmp_path / "o.mp4",
+                   match="diffusion_openai.pt.* place it at ")
     code, _, err = run(capsys, "weights", "fetch", "raft-large")
     assert code == 2 and "offline" in err
 
@@ -122,30 +137,33 @@ def test_weights_missing_offline(clip, tmp_path, capsys, monkeypatch):
 def test_malformed_yaml_and_unknown_key(clip, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("solver: [1, 2\n")
-    assert "malformed YAML" in one_line_error(capsys, "restore", clip, "--config", bad, "--out", tmp_path / "o")
+    one_line_error(capsys, "restore", clip, "--config", bad, "--out", tmp_path / "o", match="malformed YAML")
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("solver: {iterations: 3}\n")
-    assert "solver.iterations" in one_line_error(capsys, "restore", clip, "--config", unknown, "--out", tmp_path / "o")
+    one_line_error(capsys, "restore", clip, "--config", unknown, "--out", tmp_path / "o",
+                   match="unknown config key 'solver.iterations'")
 
 
 def test_set_with_wrong_type(clip, tmp_path, capsys):
-    assert "integer" in one_line_error(capsys, "restore", clip, "--set", "solver.iters=lots", "--out", tmp_path / "o")
+    one_line_error(capsys, "restore", clip, "--set", "solver.iters=lots", "--out", tmp_path / "o",
+                   match="config key 'solver.iters' must be an integer, got 'lots'")
 
 
 def test_inpainting_without_mask(clip, tmp_path, capsys):
-    assert "--mask" in one_line_error(capsys, "restore", clip, "--task", "inpaint", "--out", tmp_path / "o")
+    one_line_error(capsys, "restore", clip, "--task", "inpaint", "--out", tmp_path / "o", match="--mask")
 
 
 def test_output_not_writable(clip, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    one_line_error(capsys, "restore", clip, "--simulate", "--method", "bicubic", "--out", blocker / "sub" / "o.mp4")
+    one_line_error(capsys, "restore", clip, "--simulate", "--method", "bicubic", "--out", blocker / "sub" / "o.mp4",
+                   match="cannot write to .*file/sub: not a writable directory")
 
 
 def test_existing_output_kept_without_overwrite(clip, tmp_path, capsys):
     out = tmp_path / "o.mp4"
     out.write_bytes(b"keep me")
-    assert "--overwrite" in one_line_error(capsys, "degrade", clip, "--task", "sr4", "--out", out)
+    one_line_error(capsys, "degrade", clip, "--task", "sr4", "--out", out, match="already exists; pass --overwrite")
     assert out.read_bytes() == b"keep me"
 
 

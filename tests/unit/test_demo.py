@@ -16,6 +16,7 @@ def test_bundled_sample_clip_is_there_and_small():
     assert sample_clip().stat().st_size < 500_000
 
 
+@pytest.mark.slow
 def test_demo_writes_video_side_by_side_and_table(tmp_path):
     prior = save_tiny_prior(tmp_path / "prior")
     out = tmp_path / "demo"

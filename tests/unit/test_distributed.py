@@ -7,25 +7,48 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import make_translating_video, save_tiny_prior
-from tests.unit.test_pipeline import _cfg, _TinyModels
+from tests.conftest import make_translating_video, save_tiny_prior, tiny_models, tiny_run_config
 from vidplug.io import read_video, write_video
 from vidplug.pipeline import restore_video
 
 ENV = {**os.environ, "VIDPLUG_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def test_blend_seams_write_every_frame_once_and_cross_fade(tmp_path):
+def test_blend_seams_write_every_frame_once(tmp_path):
     clip = tmp_path / "clip"
     write_video(make_translating_video(14, 16, 16), clip, fps=10)
-    cfg = _cfg("chunk.size=6", "chunk.overlap=2", "chunk.seam=blend", "solver.iters=3")
+    cfg = tiny_run_config("chunk.size=6", "chunk.overlap=2", "chunk.seam=blend", "solver.iters=3")
     res = restore_video(clip, tmp_path / "o", cfg, simulate=True, keep_frames=True, progress=False,
-                        models=_TinyModels(cfg, torch.device("cpu")))
+                        models=tiny_models(cfg))
     assert res.frames.shape == (14, 3, 16, 16) and torch.isfinite(res.frames).all()
     assert torch.equal(read_video(tmp_path / "o").frames, res.frames)
     m = res.report["metrics"]
     assert m["frames"] == 14 and len(m["per_frame"]["warping_error"]) == 13
     assert all(not c.get("resumed") for c in res.chunks)
+
+
+class _ConstantPerChunk:
+    """A chunk solver restoring chunk i as the grey level LEVELS[i] everywhere: the written overlaps show the blend."""
+
+    name, needs_prior, uses_consistency = "constant", False, False
+    LEVELS = (0.2, 0.8, 0.4)
+
+    def __call__(self, cfg, models, chunk, y, op, anchors, reference, progress=True):
+        return torch.full(op.input_shape, self.LEVELS[chunk.index]), {"method": self.name}, None
+
+
+def test_blend_seams_cross_fade_the_overlap_linearly(tmp_path):
+    clip = tmp_path / "clip"
+    write_video(make_translating_video(14, 16, 16), clip, fps=10)
+    cfg = tiny_run_config("chunk.size=6", "chunk.overlap=2", "chunk.seam=blend", "method=bicubic")
+    res = restore_video(clip, tmp_path / "o", cfg, simulate=True, keep_frames=True, progress=False,
+                        models=tiny_models(cfg), chunk_solver=_ConstantPerChunk())
+    assert [c["frames"] for c in res.chunks] == [[0, 6], [6, 10], [10, 14]]  # overlaps: frames 4-5 and 8-9
+    level = res.frames.mean(dim=(1, 2, 3))  # (14,) each frame is one grey level
+    a, b, c = _ConstantPerChunk.LEVELS
+    expected = [a] * 4 + [a + (b - a) / 3, a + 2 * (b - a) / 3] + [b] * 2 + [b + (c - b) / 3, b + 2 * (c - b) / 3] \
+        + [c] * 4  # overlap frame i of o = 2 takes weight (i + 1) / 3 from the later chunk
+    assert torch.allclose(level, torch.tensor(expected), atol=0.5 / 255 + 1e-6)  # 8-bit output
 
 
 def test_multi_process_blend_bad_seam_is_refused(tmp_path, monkeypatch):
@@ -35,7 +58,7 @@ def test_multi_process_blend_bad_seam_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(distributed, "world", lambda: (0, 2))
     clip = tmp_path / "clip"
     write_video(make_translating_video(4, 16, 16), clip, fps=10)
-    cfg = _cfg("chunk.seam=anchor")
+    cfg = tiny_run_config("chunk.seam=anchor")
     with pytest.raises(VidplugError, match="chunk.seam=blend"):
         restore_video(clip, tmp_path / "o", cfg, simulate=True, progress=False)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import vidplug.evaluation.davis_eval as davis_eval
-from tests.conftest import DAVIS_SEQS, make_tiny_prior, save_tiny_prior
+from tests.conftest import DAVIS_SEQS, save_tiny_prior, tiny_models
 from vidplug.cli import main
 from vidplug.config import RestoreConfig, apply_overrides, load_config, load_yaml, merge
 from vidplug.errors import VidplugError
@@ -24,7 +24,6 @@ from vidplug.evaluation import (
     run_ablation,
     window_physics,
 )
-from vidplug.models import Models
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
 
@@ -33,18 +32,6 @@ SEQS = DAVIS_SEQS
 SETTINGS = ["task.name=sr", "task.options.factor=2", "solver.iters=3", "solver.early_stop=false", "device=cpu",
             "chunk.size=4", "chunk.overlap=1", "consistency.flow_model=dis"]
 READ = {"max_frames": 4, "size": 32}
-
-
-class TinyModels(Models):
-    """The tiny random prior, no CLIP, OpenCV DIS flow: no weights needed."""
-
-    def __init__(self, cfg):
-        self.cfg, self.device, self.notes = cfg, torch.device("cpu"), []
-        self.prior = make_tiny_prior()
-        self.clip = None
-        self.flow = self._load_flow("dis")
-
-
 
 
 @pytest.fixture
@@ -70,10 +57,11 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_eval_writes_every_output_and_resumes(davis_root, tmp_path, count_restores):
     cfg = _cfg("consistency.semantic_weight=0")
     out_dir = tmp_path / "eval"
-    models = TinyModels(cfg)
+    models = tiny_models(cfg)
     res = evaluate_davis(davis_root, out_dir, cfg, read=READ, progress=False, models=models)
     assert count_restores == list(SEQS)
     for name in SEQS:
@@ -118,10 +106,11 @@ def test_eval_writes_every_output_and_resumes(davis_root, tmp_path, count_restor
     assert count_restores[3:] == ["seq-a"] and not (out_dir / "sequences" / "seq-b").exists()
 
 
+@pytest.mark.slow
 def test_ablation_table_baselines_and_resume(davis_root, tmp_path, count_restores):
     full = _cfg("consistency.pixel_weight=2.0")
     out_dir = tmp_path / "ablate"
-    models = TinyModels(full)
+    models = tiny_models(full)
     kw = dict(read=READ, shared_seeds=True, diffpir=DiffPIRSettings(steps=5), progress=False, videos=False,
               models=models, sequences=["seq-a"])
     res = run_ablation(davis_root, out_dir, full, **kw)
@@ -235,4 +224,4 @@ def test_cli_eval_tiny_run_and_bad_root(davis_root, tmp_path, capsys):
 
     assert main(["eval", "--davis", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--method", "bicubic"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("vidplug eval: error: DAVIS root") and "\n" not in err
+    assert err.startswith("vidplug eval: error: dataset root") and "\n" not in err

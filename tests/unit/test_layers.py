@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "vidplug"
 # lowest first; a module may import modules of its own layer or of a lower one
 LAYERS: list[set[str]] = [
     {"vidplug", "vidplug.errors", "vidplug.typed", "vidplug.runtime", "vidplug.distributed"},
-    {"vidplug.io", "vidplug.weights"},
+    {"vidplug.io", "vidplug.weights", "vidplug.report_html"},  # report_html: report pages, an output format
     {"vidplug.physics", "vidplug.prior"},
     {"vidplug.consistency", "vidplug.metrics"},
     {"vidplug.solver"},

@@ -5,28 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import make_tiny_prior, make_translating_video
-from vidplug.config import RestoreConfig, apply_overrides
+from tests.conftest import make_translating_video, tiny_models, tiny_run_config
 from vidplug.errors import VidplugError
 from vidplug.io import read_video, write_video
 from vidplug.methods import get_method
-from vidplug.pipeline import Models, config_path_for, restore_video
+from vidplug.pipeline import config_path_for, restore_video
 
-
-class _TinyModels(Models):
-    """Models with the tiny random prior and DIS flow (no weights needed)."""
-
-    def __init__(self, cfg, device):
-        self.cfg, self.device, self.notes = cfg, device, []
-        self.prior = make_tiny_prior() if cfg.method == "dmplug" else None
-        self.clip = None
-        self.flow = self._load_flow("dis") if cfg.consistency.pixel_weight > 0 else None
-
-
-def _cfg(*overrides: str, task: tuple[str, ...] = ("task.name=sr", "task.options.factor=2")) -> RestoreConfig:
-    base = [*task, "solver.iters=6", "solver.early_stop=false", "device=cpu",
-            "consistency.semantic_weight=0", "consistency.pixel_weight=0"]
-    return apply_overrides(RestoreConfig(), base + list(overrides))
+_cfg = tiny_run_config
 
 
 @pytest.fixture
@@ -40,7 +25,7 @@ def test_chunked_restore_writes_every_frame_once_in_order(clip, tmp_path):
     cfg = _cfg("chunk.size=8", "chunk.overlap=2")
     out = tmp_path / "restored"
     res = restore_video(clip, out, cfg, simulate=True, keep_frames=True, progress=False,
-                        models=_TinyModels(cfg, torch.device("cpu")), report_path=tmp_path / "r.json")
+                        models=tiny_models(cfg), report_path=tmp_path / "r.json")
     written = read_video(out).frames
     assert written.shape == (20, 3, 16, 16)
     assert [c["frames"] for c in res.chunks] == [[0, 8], [8, 14], [14, 20]]
@@ -55,13 +40,13 @@ def test_chunked_restore_writes_every_frame_once_in_order(clip, tmp_path):
 def test_bicubic_baseline_and_same_seed_same_result(clip, tmp_path):
     cfg = _cfg("method=bicubic")
     res = restore_video(clip, tmp_path / "b.mp4", cfg, simulate=True, keep_frames=True, progress=False,
-                        models=_TinyModels(cfg, torch.device("cpu")))
+                        models=tiny_models(cfg))
     assert res.frames.shape == (20, 3, 16, 16) and res.report["metrics"]["psnr"] > 15
     cfg = _cfg("chunk.size=10", "chunk.overlap=0")
     a = restore_video(clip, tmp_path / "a1", cfg, simulate=True, keep_frames=True, progress=False,
-                      models=_TinyModels(cfg, torch.device("cpu")), read={"max_frames": 10})
+                      models=tiny_models(cfg), read={"max_frames": 10})
     b = restore_video(clip, tmp_path / "a2", cfg, simulate=True, keep_frames=True, progress=False,
-                      models=_TinyModels(cfg, torch.device("cpu")), read={"max_frames": 10})
+                      models=tiny_models(cfg), read={"max_frames": 10})
     assert torch.equal(a.frames, b.frames)
 
 
@@ -71,7 +56,7 @@ def test_pixel_term_lowers_warping_error(clip, tmp_path):
         cfg = _cfg(f"consistency.pixel_weight={w}", "solver.iters=25", "chunk.size=6", "chunk.overlap=1",
                    "consistency.flow_refresh_every=0", "solver.lr=0.05")
         res = restore_video(clip, tmp_path / f"p{w}", cfg, simulate=True, progress=False, read={"max_frames": 6},
-                            models=_TinyModels(cfg, torch.device("cpu")))
+                            models=tiny_models(cfg))
         results[w] = res.report["metrics"]["warping_error"]
     assert results[20.0] < results[0.0]
 
@@ -81,7 +66,7 @@ def test_temporal_task_carries_context(tmp_path):
     write_video(make_translating_video(12, 16, 16), clip, fps=10)
     cfg = _cfg("chunk.size=5", "chunk.overlap=1", "solver.iters=2", task=("task.name=temporal", "task.options.k=3"))
     res = restore_video(clip, tmp_path / "t", cfg, simulate=True, progress=False,
-                        models=_TinyModels(cfg, torch.device("cpu")))
+                        models=tiny_models(cfg))
     assert [c["window"] for c in res.chunks][1] == [3, 10]  # anchor_start 4 minus context 1; stop 9 plus 1
     assert res.report["metrics"]["frames"] == 12
 
@@ -91,7 +76,7 @@ def test_existing_output_is_not_overwritten(clip, tmp_path):
     out.write_bytes(b"precious")
     cfg = _cfg("method=bicubic")
     with pytest.raises(VidplugError, match="--overwrite"):
-        restore_video(clip, out, cfg, simulate=True, progress=False, models=_TinyModels(cfg, torch.device("cpu")))
+        restore_video(clip, out, cfg, simulate=True, progress=False, models=tiny_models(cfg))
     assert out.read_bytes() == b"precious"
 
 
@@ -99,12 +84,12 @@ def test_real_inpainting_needs_a_mask(clip, tmp_path):
     cfg = _cfg(task=("task.name=inpaint",))
     with pytest.raises(VidplugError, match="--mask"):
         restore_video(clip, tmp_path / "o", cfg, simulate=False, progress=False,
-                      models=_TinyModels(cfg, torch.device("cpu")))
+                      models=tiny_models(cfg))
 
 
 def test_interrupted_run_resumes_to_the_same_result(clip, tmp_path):
     cfg = _cfg("chunk.size=6", "chunk.overlap=2", "solver.iters=4")
-    models = _TinyModels(cfg, torch.device("cpu"))
+    models = tiny_models(cfg)
     full = restore_video(clip, tmp_path / "full", cfg, simulate=True, keep_frames=True, progress=False, models=models,
                          read={"max_frames": 12})
     real, calls = get_method("dmplug"), []
@@ -144,7 +129,7 @@ def test_output_equal_to_input_is_refused(clip):
     cfg = _cfg("method=bicubic")
     with pytest.raises(VidplugError, match="is the input"):
         restore_video(clip, clip, cfg, simulate=True, overwrite=True, progress=False,
-                      models=_TinyModels(cfg, torch.device("cpu")))
+                      models=tiny_models(cfg))
     assert len(list(clip.iterdir())) == 20
 
 
@@ -152,7 +137,7 @@ def test_side_by_side_is_streamed_with_all_panels(clip, tmp_path):
     cfg = _cfg("method=bicubic", "chunk.size=4", "chunk.overlap=1")
     sbs = tmp_path / "sbs"
     restore_video(clip, tmp_path / "o", cfg, simulate=True, progress=False, side_by_side=sbs,
-                  models=_TinyModels(cfg, torch.device("cpu")), read={"max_frames": 7})
+                  models=tiny_models(cfg), read={"max_frames": 7})
     frames = read_video(sbs).frames
     assert frames.shape[0] == 7 and frames.shape[-2] == 16
     assert frames.shape[-1] >= 3 * 16  # observation | restored | ground truth side by side
@@ -163,7 +148,7 @@ def test_inversion_init_starts_closer_to_the_data(clip, tmp_path):
     for init in ("random", "inversion"):
         cfg = _cfg(f"solver.init={init}", "solver.iters=2", "chunk.size=4", "chunk.overlap=0")
         res = restore_video(clip, tmp_path / init, cfg, simulate=True, progress=False, read={"max_frames": 4},
-                            models=_TinyModels(cfg, torch.device("cpu")))
+                            models=tiny_models(cfg))
         first[init] = res.chunks[0]["loss_history"]["data"][0]
     assert first["inversion"] < first["random"]
 
@@ -182,9 +167,10 @@ def _out_of_memory_above(frames: int, calls: list):
     return solve
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_chunk_and_matches_the_smaller_plan(clip, tmp_path, caplog):
     cfg = _cfg("chunk.size=8", "chunk.overlap=2", "solver.iters=3")
-    models = _TinyModels(cfg, torch.device("cpu"))
+    models = tiny_models(cfg)
     calls: list[int] = []
     with caplog.at_level("WARNING"):
         res = restore_video(clip, tmp_path / "oom", cfg, simulate=True, keep_frames=True, progress=False,
@@ -199,13 +185,14 @@ def test_out_of_memory_halves_the_chunk_and_matches_the_smaller_plan(clip, tmp_p
     assert any(n.startswith("chunk 1: out of GPU memory in an earlier chunk") for n in notes)
     small = _cfg("chunk.size=4", "chunk.overlap=2", "solver.iters=3")
     direct = restore_video(clip, tmp_path / "small", small, simulate=True, keep_frames=True, progress=False,
-                           models=_TinyModels(small, torch.device("cpu")))
+                           models=tiny_models(small))
     assert torch.equal(res.frames, direct.frames)  # anchor seams line up: the same sub-problems, the same result
 
 
+@pytest.mark.slow
 def test_out_of_memory_with_blend_seams_and_at_one_frame(clip, tmp_path):
     cfg = _cfg("chunk.size=8", "chunk.overlap=2", "chunk.seam=blend", "solver.iters=2")
-    models = _TinyModels(cfg, torch.device("cpu"))
+    models = tiny_models(cfg)
     res = restore_video(clip, tmp_path / "blend", cfg, simulate=True, keep_frames=True, progress=False,
                         models=models, chunk_solver=_out_of_memory_above(3, []))
     assert res.frames.shape == (20, 3, 16, 16) and torch.isfinite(res.frames).all()

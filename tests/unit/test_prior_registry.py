@@ -138,6 +138,7 @@ def test_tiny_missing_says_how_to_get_it(tmp_path, monkeypatch):
         load_prior("tiny")
 
 
+@pytest.mark.slow
 def test_adm_state_dict_wraps_raw_eps_network():
     from deepinv.models import DiffUNet
 

@@ -107,6 +107,7 @@ def test_train_prior_cli_writes_loadable_diffusers_prior(tmp_path):
     assert "- steps: 3" in card and str(data) in card and "train-prior" in card and "--channels 8,16" in card
 
 
+@pytest.mark.slow
 def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
     data = _write_pngs(tmp_path / "data")
     straight = train_prior([data], tmp_path / "a", _tiny_config(steps=4), progress=False)

@@ -22,5 +22,6 @@ def run(args: argparse.Namespace) -> int:
     summary = run_demo(args.out, overwrite=args.overwrite, max_frames=args.max_frames, overrides=args.overrides,
                        progress=not args.no_progress)
     print(summary["text"])
-    print(f"outputs in {summary['out_dir']}/: restored.mp4, side_by_side.mp4, results.md, results.json")
+    print(f"outputs in {summary['out_dir']}/: restored.mp4, side_by_side.mp4, results.md, results.json, report.html "
+          f"(open it in a browser, or: vidplug view {summary['out_dir']})")
     return 0

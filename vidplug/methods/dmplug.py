@@ -46,6 +46,9 @@ class DMPlugMethod:
     needs_prior = True
     uses_consistency = True
 
+    def __init__(self, on_iterate=None) -> None:
+        self.on_iterate = on_iterate  # passed to solve (studies of the stopping rule, benchmarks/tune_es.py)
+
     def __call__(self, cfg, models, chunk: Chunk, y: Tensor, op, anchors: Tensor | None, reference: Tensor | None,
                  progress: bool = True) -> ChunkOutput:
         init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse estimate
@@ -59,5 +62,5 @@ class DMPlugMethod:
             z0 = initial_seeds(seed_shape, frames, cfg.seed).to(init.device)
         result = solve(y[lo:hi], CroppedOperator(op, lo, hi), models.prior, cfg.solver, extra_terms=terms, z_init=z0,
                        frame_shape=tuple(init.shape), reference=reference, progress=progress,
-                       desc=f"chunk {chunk.index}")
+                       desc=f"chunk {chunk.index}", on_iterate=self.on_iterate)
         return result.frames, result.to_dict(), result.z

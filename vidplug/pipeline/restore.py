@@ -22,8 +22,10 @@ from vidplug.errors import VidplugError
 from vidplug.io import probe_video
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore
+from vidplug.io.media import OutputMedia, media_report
+from vidplug.io.output_plan import source_output_media
 from vidplug.io.sink import OutputSink
-from vidplug.io.window import count_frames
+from vidplug.io.window import count_frames, selected_indices
 from vidplug.methods import ChunkSolver, get_method
 from vidplug.models import Models
 from vidplug.physics import task_geometry
@@ -66,6 +68,8 @@ def restore_video(
     chunk_solver: ChunkSolver | None = None,
     use_distributed: bool = True,
     on_chunk_saved: Callable[[int], None] | None = None,
+    html_report: str | Path | None = None,
+    audio: str = "auto",
 ) -> RestoreResult:
     """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
 
@@ -84,6 +88,11 @@ def restore_video(
         use_distributed: under torchrun, share the chunks among the processes (``chunk.seam=blend``); callers
             that shard work themselves (DAVIS sequences) pass False.
         on_chunk_saved: called with each chunk's index once its checkpoint is written.
+        html_report: also write this self-contained HTML page (videos a browser plays in ``<stem>_media/``
+            beside it, metrics, charts, provenance; see :mod:`vidplug.report_html`).
+        audio: the source's audio in ``out``: ``auto`` (copied, else re-encoded as AAC), ``copy`` (or fail
+            before any work), ``aac`` or ``none``. Colour, timestamps and rotation are always kept
+            (see :func:`vidplug.io.output_plan.source_output_media`).
 
     Two passes: chunks are restored and checkpointed (in order for ``anchor`` seams; any order, by any process,
     for ``blend``), then rank 0 writes them in order and scores them. A killed run resumes from the checkpoints.
@@ -98,6 +107,7 @@ def restore_video(
                    Path(side_by_side) if side_by_side else None], overwrite)
     rank, world_size = distributed.world() if use_distributed else (0, 1)
     run = _open_run(cfg, source, read, simulate, mask, world_size)
+    source_media = source_output_media(source, out, selected_indices(run.info, read), audio)  # bad copy fails here
     models = models or Models(cfg, run.device)  # first: missing weights must leave nothing behind (no work folder)
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
@@ -110,7 +120,8 @@ def restore_video(
         return RestoreResult(out, {})
     return _write_outputs(run, out, chunks, store, models, computed, side_by_side=side_by_side,
                           report_path=report_path, overwrite=overwrite, keep_frames=keep_frames,
-                          processes=world_size, t_start=t_start)
+                          processes=world_size, t_start=t_start, html_report=html_report,
+                          source_media=source_media)
 
 
 def _open_run(cfg: RestoreConfig, source: Path, read: dict[str, Any], simulate: bool, mask,
@@ -131,21 +142,35 @@ def _open_run(cfg: RestoreConfig, source: Path, read: dict[str, Any], simulate: 
 
 def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models: Models, computed: set[int], *,
                    side_by_side, report_path, overwrite: bool, keep_frames: bool, processes: int,
-                   t_start: float) -> RestoreResult:
-    """Second pass (rank 0): the output video, side-by-side, scores, resolved config and report."""
+                   t_start: float, html_report=None, source_media: OutputMedia | None = None) -> RestoreResult:
+    """Second pass (rank 0): the output video (with what it keeps of the source: ``source_media``), side-by-side,
+    scores, resolved config and report."""
     scores = None
     if run.simulate:
         from vidplug.metrics.stream import StreamingScores
 
         scores = StreamingScores(models.metrics_flow())
     fps = run.info.fps
-    sink = OutputSink(out, side_by_side, fps, overwrite, keep_frames, run.cfg.method)
+    media = None
+    if html_report is not None:
+        from vidplug.report_html import ReportMedia, media_dir_for
+
+        media = ReportMedia(media_dir_for(html_report), fps)
+    sink = OutputSink(out, side_by_side, fps, overwrite, keep_frames, run.cfg.method, media=media,
+                      source=source_media)
     chunk_reports = assemble(run, chunks, store, sink, scores, computed)
     report = run_report(run, out, fps, chunk_reports, models, scores, time.time() - t_start)
     report["processes"] = processes
+    if source_media is not None:
+        report["media"] = media_report(source_media)
+        report["notes"] += source_media.notes
     atomic_write_text(config_path_for(out), dump_yaml(run.cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)
+    if html_report is not None:
+        from vidplug.report_html import write_restore_html
+
+        write_restore_html(html_report, report, sink.media_files)
     store.finish()
     kept = sink.kept()
     return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)

@@ -8,6 +8,7 @@ buffers every iteration and read back only every ``log_every`` / ``es_check_ever
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,7 @@ class Problem:
     config: SolverConfig
     reference: Tensor | None  # ORACLE only: (T, C, H, W) ground truth for the PSNR curve
     frame_shape: tuple[int, int, int, int] | None = None  # (T, C, H, W) of x (a latent prior's seeds differ)
+    on_iterate: Callable[[int, Tensor], None] | None = None  # studies of the stopping rule only (see solve)
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Attempt:
             return self.es.best_output, self.es.best_z, self.es.best_iteration, ""
         how = ""
         if self.es is not None:
-            how = "ES-WMV window never filled (iters < es_window); returned the last iterate"
+            how = "ES-WMV window never filled (iters < its window); returned the last iterate"
         return (*self.last, how)
 
     def fallback(self) -> tuple[Tensor | None, Tensor | None, int, str]:
@@ -75,7 +77,7 @@ class _Recorder:
         self.hist = torch.full((len(self.names), cfg.iters), float("nan"), device=device)  # (terms, iters)
         self.reference = problem.reference
         self.oracle = torch.full((cfg.iters,), float("nan"), device=device) if self.reference is not None else None
-        self.es = ESWMV(cfg.es_window, cfg.es_patience) if cfg.early_stop else None
+        self.es = ESWMV(**cfg.es_settings()) if cfg.early_stop else None
         self.es_var = torch.full((cfg.iters,), float("nan"), device=device) if self.es is not None else None
         self.finite_flag = torch.ones((), dtype=torch.bool, device=device)  # AND of every iteration's finiteness
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
@@ -163,6 +165,8 @@ def run_attempt(problem: Problem, seeds: SeedParam, lr: float, progress: bool, d
 
         x, (objective, total, data, *values) = backprop_through_r(z, reverse, losses, cfg.micro_batch)
         rec.record(it, x, z, total, data, values)
+        if problem.on_iterate is not None:
+            problem.on_iterate(it, x.detach())
         return objective
 
     stopped_by, it = "max-iters", -1
@@ -179,6 +183,7 @@ def run_attempt(problem: Problem, seeds: SeedParam, lr: float, progress: bool, d
                 bar.set_postfix(loss=f"{float(rec.hist[0, it]):.3e}")
             if (it + 1) % cfg.es_check_every == 0 or last_iter:
                 bad, stop = rec.flags()
+                stop = stop and not cfg.es_observe  # observing: ES-WMV decides the iterate, the run goes on
                 if bad or stop:
                     stopped_by = "diverged" if bad else "es-wmv"
                     break

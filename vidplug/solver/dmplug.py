@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -51,6 +51,7 @@ def solve(
     progress: bool = True,
     desc: str = "dmplug",
     frame_shape: tuple[int, int, int, int] | None = None,
+    on_iterate: Callable[[int, Tensor], None] | None = None,
 ) -> SolveResult:
     """Restore the frames behind observation ``y`` with DMPlug (all frames of the chunk jointly).
 
@@ -68,6 +69,9 @@ def solve(
         progress: show a tqdm bar.
         desc: the bar's label.
         frame_shape: ``(T, C, H, W)`` of ``x`` when the operator cannot tell.
+        on_iterate: called as ``on_iterate(iteration, x)`` with every iterate's output ``x (T, C, H, W)`` (detached,
+            unclamped; copy it to keep it). For studies of the stopping rule (benchmarks/tune_es.py); it may
+            synchronise with the device, so leave it None in production runs.
 
     Returns:
         :class:`SolveResult`. Raises :class:`VidplugError` if the loss diverges twice with nothing finite to return.
@@ -89,15 +93,7 @@ def solve(
         seed_shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
         generator=generator, z_init=z_init, device=device,
     )
-    timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
-    # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
-    noise = [draw_seeds(seed_shape, generator, device) for _ in timesteps] if config.eta > 0 else None
-    problem = Problem(
-        data=DataFidelity(y, operator), terms=terms,
-        prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
-        timesteps=timesteps, noise=noise, config=config,
-        reference=None if reference is None else reference.to(device=device, dtype=torch.float32), frame_shape=shape,
-    )
+    problem = _problem(y, operator, prior, config, terms, generator, shape, reference, on_iterate)
 
     start = time.perf_counter()
     lr = config.resolved_lr
@@ -124,6 +120,23 @@ def solve(
         stopped_by=final.stopped_by, loss_history=final.history, wall_time_s=wall, iters_per_s=ips,
         frame_iters_per_s=ips * shape[0], lr=lr, retries=len(attempts) - 1, notes=notes,
         oracle_psnr=final.oracle, es_variance=final.es_variance,
+        es_stop_iteration=final.es.stop_iteration if final.es is not None else None,
+    )
+
+
+def _problem(y: Tensor, operator, prior: DiffusionPrior, config: SolverConfig, terms: list[LossTerm],
+             generator: torch.Generator, shape: tuple[int, int, int, int], reference: Tensor | None,
+             on_iterate: Callable[[int, Tensor], None] | None = None) -> Problem:
+    """What every attempt optimises against: data term, loss terms, the (fast) prior, R's timesteps and noise."""
+    timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
+    # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
+    noise = [draw_seeds(prior.seed_shape(shape), generator, y.device) for _ in timesteps] if config.eta > 0 else None
+    return Problem(
+        data=DataFidelity(y, operator), terms=terms,
+        prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
+        timesteps=timesteps, noise=noise, config=config,
+        reference=None if reference is None else reference.to(device=y.device, dtype=torch.float32),
+        on_iterate=on_iterate, frame_shape=shape,
     )
 
 
