@@ -209,7 +209,8 @@ def test_missing_sd_weights_offline_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VIDPLUG_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
     clip = _clip(tmp_path, 16, 16)
-    line = one_line_error(capsys, "restore", clip, "--simulate", "--prior", "sd15", "--out", tmp_path / "o")
+    line = one_line_error(capsys, "restore", clip, "--simulate", "--prior", "sd15", "--out", tmp_path / "o",
+                          match="Stable Diffusion prior .* cannot be downloaded")
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in line and "unet/diffusion_pytorch_model.safetensors" in line
     assert "about 3.44 GB" in line and "hf download" in line and str(tmp_path / "hf") in line and "offline" in line
     assert not (tmp_path / "o").exists() and not (tmp_path / ".o.vidplug-work").exists()  # nothing written
