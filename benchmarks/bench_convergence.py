@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "environment": env,
         "settings": {"prior": args.prior, "init": args.init, "frames": t, "size_hw": [h, w], "task": "sr4", "iters": args.iters,
                      "num_steps": args.steps, "noise_sigma": args.noise_sigma, "seed": args.seed,
-                     "es_window": SolverConfig.es_window, "es_patience": SolverConfig.es_patience},
+                     **{f"es_{k}": v for k, v in SolverConfig().es_settings().items()}},
         "bicubic_psnr": bicubic, "runs": rows, "es_wmv": es_row,
     }
     out = Path(args.out)
@@ -178,8 +178,8 @@ def report(result: dict[str, Any], note: str | None) -> str:
         f"{s.get('init', 'random')} initial seeds",
         "",
         env_line(env) + ".",
-        f"Bicubic (A_dagger) PSNR: {result['bicubic_psnr']:.2f} dB. ES-WMV: window {s['es_window']}, patience "
-        f"{s['es_patience']}. Columns marked ORACLE use the ground truth; nothing else does.",
+        f"Bicubic (A_dagger) PSNR: {result['bicubic_psnr']:.2f} dB. ES-WMV: {s['es_mode']} window {s['es_window']}, "
+        f"patience {s['es_patience']}, downscale {s['es_downscale']}. Columns marked ORACLE use the ground truth; nothing else does.",
     ]
     if env["device_type"] == "cpu":
         lines.append("CPU run on a host shared with other jobs: seconds are indicative only.")

@@ -9,7 +9,7 @@ from typing import Any
 from vidplug.errors import VidplugError
 from vidplug.io import VideoWriter, iter_frames, probe_video
 from vidplug.io.window import FrameWindow, count_frames
-from vidplug.physics import build_operator, task_geometry
+from vidplug.physics import Noise, build_operator, task_geometry
 from vidplug.physics.simulate import observe
 
 
@@ -20,6 +20,7 @@ def degrade_video(
     *,
     seed: int = 0,
     noise_sigma: float = 0.01,
+    noise: Noise | str | float | None = None,
     read: dict[str, Any] | None = None,
     overwrite: bool = False,
     chunk: int = 32,
@@ -43,7 +44,7 @@ def degrade_video(
             stop = min(start + chunk, n)
             lo, hi = max(start - ctx, 0), min(stop + ctx, n)
             clean = src.get(lo, hi)
-            writer.write(observe(task, clean, lo, start, stop, seed=seed, noise_sigma=noise_sigma,
+            writer.write(observe(task, clean, lo, start, stop, seed=seed, noise_sigma=noise_sigma, noise=noise,
                                  **options).clamp(0, 1))
             if mask_writer is not None:
                 op = build_operator(task, stop - start, tuple(clean.shape[-2:]), seed=seed, frame_offset=start,

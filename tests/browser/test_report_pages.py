@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # one tiny restore, eval and ablate, then ~10 s of browsing
 
 VIDEOS = "Array.from(document.querySelectorAll('#player video'))"
 FRAMES = f"{VIDEOS}.map(v => vidplugReport.frameOf(v.currentTime))"
@@ -84,6 +84,10 @@ def test_restore_page(open_page, runs, served, tmp_path):
     _seeked_to(page, 8)
     assert "frame 8 / 11" in page.inner_text("#counter")
     _chart_click_seeks(page, 4)
+    tip = page.locator("#charts .chart").first.locator(".tip")
+    assert tip.is_visible() and "frame 4" in tip.inner_text()  # hovering shows the values
+    psnr4 = json.loads((runs["restore"] / "report.json").read_text())["metrics"]["per_frame"]["psnr"][4]
+    assert f"{psnr4:.3f}"[:5] in tip.inner_text()
 
     # wipe: observation left, ground truth right; the probed pixel follows the split
     page.select_option("#wipe-a", "0")

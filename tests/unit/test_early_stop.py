@@ -106,3 +106,52 @@ def test_before_the_window_fills_there_is_no_choice_and_no_stop():
 def test_bad_arguments_raise(window, patience):
     with pytest.raises(VidplugError):
         ESWMV(window=window, patience=patience)
+
+
+def test_choice_is_frozen_once_the_rule_fires():
+    # parabola as above: fires at t = 15 choosing t = 12; a deeper valley later must not change the choice
+    es = ESWMV(window=5, patience=3)
+    for t in range(40):
+        v = float((t - 10) ** 2) if t < 20 else 0.0  # constant from t = 20: variance 0, lower than 2.8
+        es.update(torch.full((1, 1, 2, 2), v), t)
+    assert es.stop_iteration == 15 and es.best_iteration == 12 and bool(es.stop_flag)
+
+
+def test_ema_variance_follows_its_recursion():
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(1, 3, 4, 4, generator=g) * (1 + t % 3) for t in range(12)]
+    es = ESWMV(window=4, patience=100, mode="ema")
+    a = 2 / 5
+    mean, var = xs[0].double(), torch.zeros((), dtype=torch.float64)
+    for t, x in enumerate(xs):
+        es.update(x, t)
+        if t > 0:
+            d = x.double() - mean
+            mean = mean + a * d
+            var = (1 - a) * (var + a * (d * d).mean())
+        if t >= 3:  # valid from the W-th output
+            assert float(es.last_variance) == pytest.approx(float(var), rel=1e-5)
+        else:
+            assert es.best_iteration is None
+
+
+def test_downscale_ignores_pixel_jitter_but_not_a_moving_mean():
+    # checkerboard jitter of +-1 averages out in 2x2 pools; a drifting brightness does not
+    board = (torch.arange(4).view(-1, 1) + torch.arange(4).view(1, -1)) % 2 * 2.0 - 1.0  # (4, 4) of +-1
+    plain, pooled = ESWMV(window=3, patience=100), ESWMV(window=3, patience=100, downscale=2)
+    for t in range(5):
+        x = (board * (-1) ** t).expand(1, 3, 4, 4).clone()
+        plain.update(x, t)
+        pooled.update(x, t)
+    assert float(plain.last_variance) > 0.5 and float(pooled.last_variance) < 1e-12
+    drift = ESWMV(window=3, patience=100, downscale=2)
+    for t in range(5):
+        drift.update(torch.full((1, 3, 4, 4), float(t)), t)
+    assert float(drift.last_variance) == pytest.approx(2 / 3)
+    assert drift.best_output.shape == (1, 3, 4, 4)  # the choice stays full size
+
+
+@pytest.mark.parametrize("kwargs", [{"mode": "median"}, {"downscale": 0}])
+def test_bad_variant_raises(kwargs):
+    with pytest.raises(VidplugError, match="solver.es_"):
+        ESWMV(window=3, patience=3, **kwargs)

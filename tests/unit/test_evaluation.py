@@ -224,4 +224,4 @@ def test_cli_eval_tiny_run_and_bad_root(davis_root, tmp_path, capsys):
 
     assert main(["eval", "--davis", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--method", "bicubic"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("vidplug eval: error: DAVIS root") and "\n" not in err
+    assert err.startswith("vidplug eval: error: dataset root") and "\n" not in err

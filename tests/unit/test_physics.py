@@ -134,6 +134,41 @@ class TestOperatorContract:
         assert torch.equal(silent(x), silent.A(x))
 
 
+NOISES = ["impulse:high", "shot:low", "speckle:high", "gaussian:0.3"]
+
+
+@pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.parametrize(("task", "size", "opts", "out_hw"), CASES, ids=IDS)
+class TestNoiseContract:
+    """Every noise model on every operator: seeded per absolute frame, chunk == slice, dtype/device moves."""
+
+    def test_seeded_and_chunk_equals_slice(self, noise, task, size, opts, out_hw):
+        x = video(size)
+        whole = build_operator(task, T, size, seed=5, noise=noise, **opts)
+        again = build_operator(task, T, size, seed=5, noise=noise, **opts)
+        other = build_operator(task, T, size, seed=6, noise=noise, **opts)
+        chunk = build_operator(task, 7, size, seed=5, frame_offset=1, noise=noise, **opts)
+        assert whole.noise_model.spec() == chunk.noise_model.spec()
+        y = whole(x)
+        assert torch.equal(y, again(x)) and not torch.equal(y, other(x))
+        assert (y - whole.A(x)).abs().max() > 0
+        # the noise depends on A(x) (impulse, shot, speckle), which a chunk reproduces only `context` frames from
+        # its ends: compare the observations there
+        c = whole.context
+        torch.testing.assert_close(chunk(x[1:8])[c : 7 - c], y[1 + c : 8 - c], rtol=1e-5, atol=1e-6)
+
+    def test_dtype_and_device_moves(self, noise, task, size, opts, out_hw):
+        op32 = build_operator(task, T, size, seed=2, noise=noise, **opts)
+        op64 = build_operator(task, T, size, seed=2, noise=noise, **opts).to(torch.float64)
+        x = video(size)
+        y64 = op64(x.double())
+        assert y64.dtype == torch.float64
+        # drawn in float32 on the CPU whatever the dtype: the same noise up to float32 rounding
+        torch.testing.assert_close(y64.float(), op32(x), rtol=1e-5, atol=1e-5)
+        if torch.cuda.is_available():
+            torch.testing.assert_close(op32.to("cuda")(x.cuda()).cpu(), op32.cpu()(x), rtol=1e-5, atol=1e-5)
+
+
 def test_explicit_generator_gives_reproducible_noise():
     y = torch.zeros(2, 3, 8, 8)
     a = add_gaussian_noise(y, 0.1, generator=torch.Generator().manual_seed(0))
@@ -247,3 +282,28 @@ def test_unknown_task_and_option_errors():
     with pytest.raises(VidplugError, match="has no option kernel_size; its options: ratio, mask"):
         build_operator("inpaint", 2, (16, 16), kernel_size=3)
     assert task_options("sr") == {"factor": 4}
+
+
+@pytest.mark.parametrize(("task", "size", "opts", "out_hw"), CASES, ids=IDS)
+def test_task_geometry_is_what_the_built_operator_answers(task, size, opts, out_hw):
+    from vidplug.physics import task_geometry
+
+    op = build_operator(task, T, size, **opts)
+    geometry = task_geometry(task, **opts)
+    assert (geometry.context, geometry.scale) == (op.context, op.scale)
+    assert size[0] // geometry.scale == out_hw[0]
+
+
+def test_noise_is_a_separate_model_applied_once():
+    from vidplug.physics import GaussianNoise
+
+    x = video((32, 32))
+    quiet = build_operator("temporal+deblur", T, (32, 32), kernel_size=9, noise_sigma=0.0, seed=3)
+    noisy = build_operator("temporal+deblur", T, (32, 32), kernel_size=9, noise_sigma=0.2, seed=3)
+    assert all(part.noise_model is None for part in noisy.parts)  # the parts are noiseless: no zero-and-re-add
+    expected = GaussianNoise(0.2, seed=3)(quiet.A(x), range(T))
+    torch.testing.assert_close(noisy(x), expected)
+    calls = []
+    custom = build_operator("sr4", T, (32, 32), noise_model=lambda y, idx, g=None: calls.append(list(idx)) or y)
+    torch.testing.assert_close(custom(x), custom.A(x))
+    assert calls == [list(range(T))] and custom.noise_sigma == 0.0

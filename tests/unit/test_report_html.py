@@ -102,6 +102,7 @@ def test_page_is_self_contained_and_carries_its_data(tmp_path):
     assert data["warnings"] == ["CLIP weights absent: semantic term off"] and data["videos"][0]["src"] == "m/a.mp4"
 
 
+@pytest.mark.slow
 def test_restore_report_writes_the_page_beside_the_json(tmp_path, capsys):
     clip = write_video(make_translating_video(6, 32, 32), tmp_path / "clip.mp4", fps=6)
     out = tmp_path / "run"
@@ -158,6 +159,7 @@ def test_view_rejects_a_missing_folder_or_one_without_pages(tmp_path, capsys):
         start_server(tmp_path, port=0)
 
 
+@pytest.mark.slow
 def test_eval_page_rows_link_every_sequence_page(davis_root, tmp_path):
     from tests.unit.test_evaluation import READ, _cfg
     from vidplug.evaluation import evaluate_davis
@@ -176,6 +178,7 @@ def test_eval_page_rows_link_every_sequence_page(davis_root, tmp_path):
     assert rows[-1]["href"] is None and data["videos"] == []
 
 
+@pytest.mark.slow
 def test_view_command_prints_a_url_that_serves_the_page(tmp_path):
     import os
     import subprocess

@@ -176,7 +176,7 @@ def test_es_choice_matches_standalone_detector(tiny_prior, problem):
     r = solve(y, op, tiny_prior, cfg, progress=False)
     assert r.stopped_by == "max-iters"
     # replay the same run's outputs through a standalone detector: same choice
-    es = ESWMV(3, 100)
+    es = ESWMV(**cfg.es_settings())  # the preset's mode and downscale with W 3, P 100
     seeds = make_seeds(SHAPE, generator=torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(seeds.parameters(), lr=1e-2)
     for it in range(8):
@@ -348,3 +348,27 @@ def test_lbfgs_moves_from_a_warm_start_with_tiny_gradients(tiny_prior):
     r = solve(y, op, tiny_prior, _cfg(iters=8, optimizer="lbfgs"), z_init=z0, progress=False)
     losses = r.loss_history["data"]
     assert losses[-1] < 0.5 * losses[0]  # was 0.997 (frozen) before the fix
+
+
+def test_es_observe_runs_on_and_returns_the_same_choice(tiny_prior, problem):
+    x, _, _ = problem
+    stop = solve(x, Blind(), tiny_prior, _cfg(iters=20, early_stop=True, es_window=3, es_patience=4,
+                                              es_check_every=1), progress=False)
+    seen = []
+    observe = solve(x, Blind(), tiny_prior, _cfg(iters=20, early_stop=True, es_window=3, es_patience=4,
+                                                 es_observe=True), progress=False,
+                    on_iterate=lambda it, out: seen.append(it))
+    assert stop.iterations_run == 7 and observe.iterations_run == 20 and seen == list(range(20))
+    assert observe.chosen_iteration == stop.chosen_iteration == 2
+    assert observe.es_stop_iteration == stop.es_stop_iteration == 6
+    torch.testing.assert_close(observe.frames, stop.frames)
+
+
+def test_es_presets_and_explicit_keys():
+    assert SolverConfig(es_preset="published").es_settings() == {"window": 20, "patience": 50, "mode": "window",
+                                                                 "downscale": 1}
+    cfg = SolverConfig(es_preset="published", es_patience=7, es_mode="ema")
+    assert cfg.es_settings() == {"window": 20, "patience": 7, "mode": "ema", "downscale": 1}
+    for bad in ({"es_preset": "fast"}, {"es_mode": "median"}, {"es_downscale": 0}):
+        with pytest.raises(VidplugError, match="solver.es_"):
+            SolverConfig(**bad)

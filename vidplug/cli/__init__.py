@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "metrics": "metrics",
     "eval": "evaluate",
     "ablate": "ablate",
+    "robustness": "robustness",
     "train-prior": "train_prior",
     "weights": "weights",
     "view": "view",

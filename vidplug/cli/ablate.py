@@ -11,8 +11,8 @@ from vidplug.cli.evaluate import DEFAULT_SIZE, add_davis_args
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "ablate", help="consistency ablation on DAVIS with baselines (one table)",
-        description="Runs every ablation row on the same DAVIS sequences (as `vidplug eval`) into DIR/<row>/ and "
+        "ablate", help="consistency ablation on a dataset (DAVIS, REDS, ...) with baselines (one table)",
+        description="Runs every ablation row on the same dataset sequences (as `vidplug eval`) into DIR/<row>/ and "
                     "writes DIR/report.md (best bold, second underlined), DIR/report.html, results.csv and "
                     "results.json. The settings flags describe the full method; each row changes one thing. Rerun to resume.")
     add_davis_args(p)
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     full = config_from_args(args, base=full_method_config())
     diffpir = DiffPIRSettings(steps=args.diffpir_steps, lambda_=args.diffpir_lambda, zeta=args.diffpir_zeta)
-    out = run_ablation(args.davis, args.out, full, sequences=args.sequences, split=args.split,
+    out = run_ablation(args.dataset, args.out, full, sequences=args.sequences, split=args.split,
                        resolution=args.resolution, read=read_kwargs(args), shared_seeds=args.shared_seeds,
                        baselines=args.baselines, diffpir=diffpir, overwrite=args.overwrite,
                        progress=not args.no_progress, videos=not args.no_videos)

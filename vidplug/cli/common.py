@@ -7,6 +7,9 @@ import typing
 
 from vidplug.config import Method, RestoreConfig, load_config
 
+NOISE_HELP = ("measurement noise: gaussian | impulse | shot | speckle, LEVEL low | high | a number, e.g. impulse:high, "
+              "gaussian:0.05; a bare number is Gaussian sigma on the [-1,1] scale")
+
 
 def add_read_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("frame selection")
@@ -14,7 +17,8 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--end", type=int, default=None, help="stop before this frame index")
     g.add_argument("--stride", type=int, default=1, help="take every N-th frame")
     g.add_argument("--max-frames", type=int, default=None, help="at most N frames")
-    g.add_argument("--size", type=_size, default=None, help="center-crop + resize to S or HxW (e.g. 256 or 240x432)")
+    g.add_argument("--size", type=_size, default=None,
+                   help="center-crop + resize to S or HxW (e.g. 256 or 240x432); 'native' keeps the frame size")
 
 
 def read_kwargs(args: argparse.Namespace) -> dict:
@@ -23,6 +27,8 @@ def read_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _size(text: str):
+    if text.strip().lower() == "native":
+        return None
     try:
         if "x" in text:
             h, w = text.lower().split("x")
@@ -39,14 +45,15 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set solver.lr=0.005 (repeatable)")
     g.add_argument("--task", default=None, help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
-    g.add_argument("--prior", default=None, help="tiny | adm-imagenet256 | adm-ffhq256 | hub id | directory | .pt")
+    g.add_argument("--prior", default=None, help="tiny | adm-imagenet256 | adm-ffhq256 | hub id | directory | .pt; "
+                   "configs/priors/NAME.yaml, when present, sets its recommended solver settings")
     g.add_argument("--method", default=None, choices=typing.get_args(Method),
                    help="dmplug, the bicubic/pseudo-inverse baseline, or per-frame DiffPIR")
     g.add_argument("--iters", type=int, default=None, help="maximum iterations per chunk")
     g.add_argument("--lr", type=float, default=None, help="learning rate on the seeds")
     g.add_argument("--optimizer", default=None, choices=["adam", "lbfgs"])
     g.add_argument("--seed", type=int, default=None, help="seed of the initial diffusion seeds and of the operator")
-    g.add_argument("--noise", type=float, default=None, help="measurement noise sigma on the [-1,1] scale")
+    g.add_argument("--noise", default=None, metavar="TYPE[:LEVEL]", help=NOISE_HELP + " (simulations only)")
     g.add_argument("--semantic-weight", type=float, default=None, help="CLIP consistency weight (0 = off)")
     g.add_argument("--pixel-weight", type=float, default=None, help="flow-warping consistency weight (0 = off)")
     g.add_argument("--chunk", type=int, default=None, help="frames optimised jointly (0 = auto)")
@@ -57,7 +64,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 # flag -> config key
 _FLAG_KEYS = {
     "task": "task.name", "prior": "prior.name", "method": "method", "iters": "solver.iters", "lr": "solver.lr",
-    "optimizer": "solver.optimizer", "noise": "task.noise_sigma", "semantic_weight": "consistency.semantic_weight",
+    "optimizer": "solver.optimizer", "noise": "task.noise", "semantic_weight": "consistency.semantic_weight",
     "pixel_weight": "consistency.pixel_weight", "chunk": "chunk.size", "overlap": "chunk.overlap", "device": "device",
 }
 

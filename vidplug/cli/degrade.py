@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidplug.cli.common import add_read_args, read_kwargs
+from vidplug.cli.common import NOISE_HELP, add_read_args, read_kwargs
 
 
 def register(sub) -> None:
@@ -13,7 +13,8 @@ def register(sub) -> None:
     p.add_argument("--task", required=True, help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
     p.add_argument("--out", required=True, help="output .mp4 or PNG folder (PNG keeps the noise exactly)")
     p.add_argument("--seed", type=int, default=0, help="seeds masks, kernels and noise")
-    p.add_argument("--noise", type=float, default=0.01, help="noise sigma on the [-1,1] scale (0 = none)")
+    p.add_argument("--noise", default="0.01", metavar="TYPE[:LEVEL]",
+                   help=NOISE_HELP + " (default: Gaussian sigma 0.01; 0 = none)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="OPTION=VALUE",
                    help="task option, e.g. --set factor=2, --set ratio=0.7, --set k=5")
     p.add_argument("--overwrite", action="store_true")
@@ -25,10 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from vidplug.config import TaskConfig, parse_override
     from vidplug.simulate import degrade_video
 
-    # typed and checked like a config's task section before anything is read
-    task = TaskConfig(name=args.task, noise_sigma=args.noise, seed=args.seed,
+    # typed and checked like a config's task section (a bad --noise included) before anything is read
+    task = TaskConfig(name=args.task, noise=args.noise, seed=args.seed,
                       options=dict(parse_override(o) for o in args.options))
-    written = degrade_video(args.input, args.out, task.name, seed=task.seed, noise_sigma=task.noise_sigma,
+    written = degrade_video(args.input, args.out, task.name, seed=task.seed, noise=task.noise_model,
                             read=read_kwargs(args), overwrite=args.overwrite, **task.options)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -1,6 +1,6 @@
-"""``vidplug eval``: degrade DAVIS sequences, restore them, score them; resumable, with a report.
+"""``vidplug eval``: degrade a dataset's sequences, restore them, score them; resumable, with a report.
 
-The DAVIS arguments defined here (:func:`add_davis_args`) are shared with ``vidplug ablate``."""
+The dataset arguments defined here (:func:`add_davis_args`) are shared with ``vidplug ablate``."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ DEFAULT_SIZE = 256  # the ADM priors' resolution, as zero-shot video papers eval
 
 
 def add_davis_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("DAVIS evaluation")
-    g.add_argument("--davis", required=True, metavar="ROOT", help="DAVIS 2017 root (JPEGImages/480p, ImageSets/2017)")
+    g = p.add_argument_group("dataset")
+    g.add_argument("--dataset", "--davis", dest="dataset", required=True, metavar="ROOT",
+                   help="DAVIS 2017 root (JPEGImages/480p, ImageSets/2017), a folder of sequence folders of frames "
+                        "(REDS train_sharp/, Vid4, UDM10, SPMCS) or a folder of videos")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder (rerun the same command to resume)")
     g.add_argument("--sequences", type=_names, default=None, metavar="A,B", help="sequences to run (default: --split)")
-    g.add_argument("--split", default="val", help="ImageSets/2017/<split>.txt, or 'all' (default: val)")
-    g.add_argument("--resolution", default="480p", help="JPEGImages/<resolution> (default: 480p)")
+    g.add_argument("--split", default=None, metavar="FILE",
+                   help="file listing the sequences, one a line (e.g. REDS4, Vid4); for DAVIS also a split name of "
+                        "ImageSets/2017 or 'all' (DAVIS default: val; otherwise every sequence)")
+    g.add_argument("--resolution", default="480p", help="DAVIS: JPEGImages/<resolution> (default: 480p)")
     g.add_argument("--overwrite", action="store_true", help="discard earlier results in DIR and start over")
     g.add_argument("--no-videos", action="store_true", help="skip the side-by-side videos")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -32,10 +36,11 @@ def _names(text: str) -> list[str]:
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "eval", help="evaluate on DAVIS 2017 (simulated degradation, PSNR/SSIM/LPIPS/warping error)",
-        description="For each DAVIS sequence: take the first --max-frames frames, center-crop and resize to --size "
-                    "(default 256), degrade with the task's seeded operator, restore, score. Writes DIR/results.json, "
-                    "results.csv, report.md, report.html, plots/ and videos/. Finished sequences are kept: rerun to resume.")
+        "eval", help="evaluate on DAVIS, REDS, Vid4, ... (simulated degradation, PSNR/SSIM/LPIPS/warping error)",
+        description="For each sequence of --dataset: take the first --max-frames frames, center-crop and resize to "
+                    "--size (default 256; 'native' keeps the frames as they are), degrade with the task's seeded "
+                    "operator, restore, score. Writes DIR/results.json, results.csv, report.md, report.html, plots/ "
+                    "and videos/. Finished sequences are kept: rerun to resume.")
     add_davis_args(p)
     add_config_args(p)
     add_read_args(p)
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from vidplug.evaluation import evaluate_davis
 
     cfg = config_from_args(args)
-    out = evaluate_davis(args.davis, args.out, cfg, sequences=args.sequences, split=args.split,
+    out = evaluate_davis(args.dataset, args.out, cfg, sequences=args.sequences, split=args.split,
                          resolution=args.resolution, read=read_kwargs(args), overwrite=args.overwrite,
                          progress=not args.no_progress, videos=not args.no_videos)
     if not out:  # a non-zero rank of a multi-process run

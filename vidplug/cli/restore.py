@@ -23,6 +23,11 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its chunk checkpoints")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g = p.add_argument_group("audio (colour, timestamps and rotation of INPUT are always kept)")
+    g.add_argument("--audio", default="auto", choices=["auto", "copy", "aac", "none"],
+                   help="INPUT's audio in OUT: auto = copied when OUT's container can hold it, else re-encoded as AAC; "
+                        "copy = copied or stop before any work; aac = re-encoded; none = dropped (default: auto)")
+    g.add_argument("--no-audio", dest="audio", action="store_const", const="none", help="same as --audio none")
     add_config_args(p)
     add_read_args(p)
     p.set_defaults(func=run)
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     result = restore_video(
         args.input, args.out, cfg, simulate=args.simulate, mask=args.mask, read=read_kwargs(args),
         report_path=args.report, side_by_side=args.side_by_side, overwrite=args.overwrite,
-        progress=not args.no_progress, resume=args.resume,
+        progress=not args.no_progress, resume=args.resume, audio=args.audio,
         html_report=Path(args.report).with_suffix(".html") if args.report and not args.no_html else None,
     )
     r = result.report

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vidplug.errors import VidplugError
+from vidplug.physics.noise import Noise, parse_noise
 from vidplug.physics.registry import Task, task_options_type
 from vidplug.solver.config import SolverConfig
 from vidplug.typed import check_choices, from_dict
@@ -24,6 +25,10 @@ class TaskConfig:
 
     name: Task = "sr4"  # degradation: sr4 | sr | inpaint | temporal | deblur | temporal+deblur
     noise_sigma: float = 0.01  # measurement noise std on the [-1, 1] scale (DMPlug: 0.01); 0 = noiseless
+    # noise model TYPE[:LEVEL]: gaussian | impulse | shot | speckle, LEVEL low | high | a number (impulse:high,
+    # shot:25); a bare number = Gaussian sigma on [-1, 1]; "" = Gaussian noise_sigma. Simulation only: the solver
+    # never sees it (vidplug/physics/noise.py)
+    noise: str | float = ""
     seed: int = 0  # seeds masks, blur kernels and noise (operators are rebuilt exactly from it)
     # the task's own options, typed per task (vidplug.physics.task_options_type): sr factor, inpaint ratio,
     # temporal k, deblur kernel_size, ...; unset options take the operator's defaults
@@ -37,11 +42,19 @@ class TaskConfig:
             raise VidplugError(f"task.options must be a mapping of {self.name}'s options, got {self.options!r}")
         typed = from_dict(task_options_type(self.name), self.options, prefix="task.options.")
         self.options = {k: getattr(typed, k) for k in self.options}  # checked and converted, defaults left out
+        self.noise_model  # noqa: B018 -- a bad task.noise fails here, before any model loads
+
+    @property
+    def noise_model(self) -> Noise:
+        """The simulated measurement noise (seeded by ``seed``): ``noise`` if set, else Gaussian ``noise_sigma``."""
+        return parse_noise(self.noise, default_sigma=self.noise_sigma, seed=self.seed)
 
 
 @dataclass
 class PriorConfig:
-    name: str = "tiny"  # tiny | adm-imagenet256 | adm-ffhq256 | hub id | local directory | .pt file
+    name: str = "tiny"  # tiny | adm-imagenet256 | adm-ffhq256 | sd15 | sd-turbo | hub id | local directory | .pt file
+    prompt: str = ""  # latent (Stable Diffusion) priors: text the UNet is conditioned on, embedded once per run
+    guidance: float = 1.0  # latent priors: classifier-free guidance scale; 1 = off, > 1 doubles the UNet's cost
     border_pad: int = 0  # pixels of reflection around each frame inside the network call (0 = the network's own)
 
     def __post_init__(self) -> None:

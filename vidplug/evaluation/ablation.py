@@ -63,7 +63,7 @@ def run_ablation(
     full: RestoreConfig,
     *,
     sequences: list[str] | None = None,
-    split: str = "val",
+    split: str | None = None,
     resolution: str = "480p",
     read: dict[str, Any] | None = None,
     shared_seeds: bool = False,
@@ -75,7 +75,8 @@ def run_ablation(
     models: Models | None = None,
     table: Path | None = None,
 ) -> dict[str, Any]:
-    """Run every ablation row on the same DAVIS sequences and write the comparison table.
+    """Run every ablation row on the same dataset sequences (any layout :func:`evaluate_davis` takes) and write the
+    comparison table.
 
     Args:
         full: the full method's resolved config (every consistency term on); the rows change one thing each.

@@ -1,4 +1,5 @@
-"""DAVIS 2017 evaluation: simulate a degradation on each sequence, restore it, score it; resumable.
+"""Dataset evaluation (DAVIS 2017, REDS/Vid4/UDM10/SPMCS-style folders of sequence folders, folders of videos; see
+:mod:`vidplug.io.datasets`): simulate a degradation on each sequence, restore it, score it; resumable.
 
 Preprocessing follows zero-shot video restoration papers: the first N frames of each sequence, center-cropped to the
 target aspect ratio and resized (antialiased) to the prior's resolution, e.g. 256x256. Each sequence is degraded with
@@ -31,8 +32,8 @@ from typing import Any
 from vidplug import distributed
 from vidplug.config import RestoreConfig, to_dict
 from vidplug.errors import VidplugError
-from vidplug.io import davis_sequence_dir, davis_sequences
 from vidplug.io.atomic import atomic_write_json
+from vidplug.io.datasets import check_one_size, resolve_dataset
 from vidplug.methods import ChunkSolver, get_method
 from vidplug.models import Models
 from vidplug.pipeline import restore_video
@@ -73,9 +74,10 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
     return f"{path or 'settings'}: {old!r} -> {new!r}"
 
 
-def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
+def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool,
+                    generated: tuple[str, ...] = GENERATED) -> None:
     """Create ``out_dir`` or check it holds results of the same ``settings``; ``overwrite`` discards old results
-    (all of them: a run with --overwrite starts over)."""
+    (all of them, the entries ``generated``: a run with --overwrite starts over)."""
     marker = out_dir / RUN_FILE
     if marker.is_file():
         try:
@@ -83,9 +85,9 @@ def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) ->
         except json.JSONDecodeError:
             old = "unreadable"
     else:
-        old = "missing" if (out_dir / "sequences").exists() else None
+        old = "missing" if (out_dir / generated[0]).exists() else None
     if overwrite:
-        for name in GENERATED:
+        for name in generated:
             p = out_dir / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     elif old is not None and old != settings:
@@ -103,7 +105,7 @@ def evaluate_davis(
     cfg: RestoreConfig,
     *,
     sequences: list[str] | None = None,
-    split: str = "val",
+    split: str | None = None,
     resolution: str = "480p",
     read: dict[str, Any] | None = None,
     overwrite: bool = False,
@@ -116,12 +118,14 @@ def evaluate_davis(
     summary: bool = True,
     plots: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate ``cfg`` on DAVIS sequences; resumable (see the module docstring for the output layout).
+    """Evaluate ``cfg`` on a dataset's sequences; resumable (see the module docstring for the output layout).
 
     Args:
-        root: DAVIS 2017 root (``JPEGImages/<resolution>/<seq>``, ``ImageSets/2017/<split>.txt``).
+        root: a DAVIS 2017 root (``JPEGImages/<resolution>/<seq>``, ``ImageSets/2017/<split>.txt``), a folder of
+            sequence folders of frames, or a folder of videos (:func:`vidplug.io.datasets.resolve_dataset`).
         cfg: resolved restoration config (task, prior, solver, consistency, seeds).
-        sequences: names to run (default: every sequence of ``split`` present under ``root``).
+        sequences: names to run (default: every sequence of ``split``, else every sequence under ``root``).
+        split: a file listing sequence names, or a DAVIS split name (DAVIS default: ``val``).
         read: frame selection for every sequence (start, end, stride, max_frames, size), e.g.
             ``{"max_frames": 16, "size": 256}``.
         overwrite: discard results of a previous run in ``out_dir`` (needed when the settings changed).
@@ -140,8 +144,10 @@ def evaluate_davis(
     t_start = time.time()
     root, out_dir = Path(root).expanduser(), Path(out_dir)
     read = {k: v for k, v in (read or {}).items() if v is not None}
-    names = list(sequences) if sequences else davis_sequences(root, split, resolution)
-    folders = {name: davis_sequence_dir(root, name, resolution) for name in names}  # unknown names fail here
+    dataset = resolve_dataset(root, sequences=sequences, split=split, resolution=resolution)  # bad names fail here
+    if read.get("size") is None:
+        check_one_size(dataset)  # before anything is written
+    names, folders = dataset.names, dataset.sequences
     settings = run_settings(cfg, read, resolution, extra_settings)
     rank, world_size = distributed.world()  # under torchrun, sequences are shared among the processes
     distributed.rank_zero_first(lambda: prepare_out_dir(out_dir, settings, overwrite), rank)
@@ -156,7 +162,7 @@ def evaluate_davis(
             results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
             computed = True
     results = {name: results[name] for name in names}
-    out = _summary(results, label, cfg, read, settings, root, None if sequences else split, t_start)
+    out = _summary(results, label, cfg, read, settings, root, dataset.layout, None if sequences else split, t_start)
     if summary and (computed or not (out_dir / "report.md").is_file()):
         from vidplug.evaluation.report import write_eval_summary
 
@@ -173,7 +179,7 @@ def _run_sequences(folders: dict[str, Path], out_dir: Path, cfg: RestoreConfig, 
 
     results: dict[str, dict[str, Any]] = {}
     computed = False
-    bar = tqdm(list(folders), desc=f"DAVIS {label}", unit="seq", disable=not progress)
+    bar = tqdm(list(folders), desc=f"eval {label}", unit="seq", disable=not progress)
     for i, name in enumerate(bar):
         bar.set_postfix_str(name)
         seq_dir = out_dir / "sequences" / name
@@ -188,7 +194,7 @@ def _run_sequences(folders: dict[str, Path], out_dir: Path, cfg: RestoreConfig, 
         res = restore_video(
             folders[name], seq_dir / "restored.mp4", cfg, simulate=True, read=read,
             side_by_side=out_dir / "videos" / f"{name}.mp4" if videos else None, overwrite=True, resume=True,
-            progress=progress, models=models, chunk_solver=chunk_solver, use_distributed=False,
+            progress=progress, models=models, chunk_solver=chunk_solver, use_distributed=False, audio="none",
             html_report=seq_dir / "report.html" if videos else None,
         )
         results[name] = {"sequence": name, "label": label, **res.report}
@@ -201,7 +207,7 @@ def _run_sequences(folders: dict[str, Path], out_dir: Path, cfg: RestoreConfig, 
 
 
 def _summary(results: dict[str, dict[str, Any]], label: str, cfg: RestoreConfig, read: dict[str, Any],
-             settings: dict[str, Any], root: Path, split: str | None, t_start: float) -> dict[str, Any]:
+             settings: dict[str, Any], root: Path, layout: str, split: str | None, t_start: float) -> dict[str, Any]:
     """What results.json holds: settings, per-sequence results, their mean, versions, device and wall time."""
     from vidplug.evaluation.report import mean_row, runtime_versions
 
@@ -209,7 +215,7 @@ def _summary(results: dict[str, dict[str, Any]], label: str, cfg: RestoreConfig,
     return {
         "label": label, "task": cfg.task.name, "method": cfg.method, "prior": first.get("prior"),
         "flow_model": first.get("metrics", {}).get("flow_model"), "device": first.get("device"),
-        "preprocessing": preprocessing_note(read), "split": split, "davis_root": str(root),
+        "preprocessing": preprocessing_note(read), "split": split, "dataset_root": str(root), "layout": layout,
         "settings": settings, "versions": runtime_versions(),
         "wall_time_s": sum(r["wall_time_s"] for r in results.values()),  # restoration time, summed over sequences
         "session_wall_time_s": time.time() - t_start,  # this invocation only (less when resumed)

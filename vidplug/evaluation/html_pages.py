@@ -1,4 +1,4 @@
-"""report.html of the demo, a DAVIS evaluation and an ablation (built on :mod:`vidplug.report_html`).
+"""report.html of the demo, a dataset evaluation and an ablation (built on :mod:`vidplug.report_html`).
 
 An evaluation's page holds the per-sequence table; each row opens that sequence's own page
 (``sequences/<seq>/report.html``, written by restore_video with its videos), so a long run never embeds every
@@ -59,7 +59,7 @@ def _eval_provenance(out: dict[str, Any]) -> dict[str, str]:
     items = {
         "method": out.get("label"), "task": out.get("task"), "prior": out.get("prior") or "none",
         "flow model": out.get("flow_model"), "device": out.get("device"), "preprocessing": out.get("preprocessing"),
-        "DAVIS root": out.get("davis_root"), "split": out.get("split"),
+        "dataset": out.get("dataset_root"), "layout": out.get("layout"), "split": out.get("split"),
         "restoration time": f"{out.get('wall_time_s', 0.0):.1f} s (summed over sequences)",
         "versions": ", ".join(f"{k} {v}" for k, v in (out.get("versions") or {}).items() if v),
     }
@@ -81,7 +81,8 @@ def write_eval_html(out_dir: str | Path, out: dict[str, Any]) -> Path:
     mean = out["mean"]
     rows["mean"] = {k: mean.get(k) for k in METRIC_COLUMNS}
     page = ReportPage(
-        title=f"DAVIS evaluation: {out['label']} on {out['task']} ({len(seqs)} sequence{'s' * (len(seqs) != 1)})",
+        title=f"Evaluation on {Path(out['dataset_root']).name}: {out['label']} on {out['task']} "
+              f"({len(seqs)} sequence{'s' * (len(seqs) != 1)})",
         subtitle="Each sequence's row opens its page with synchronised videos.",
         charts=per_frame_charts(seqs, seek=False),
         tables=[metrics_table("Per sequence", rows, hrefs, rank=False,
@@ -114,7 +115,8 @@ def write_ablation_html(out_dir: str | Path, out: dict[str, Any]) -> Path:
                      for seq in out["sequence_names"]} for key in ("psnr", "warping_error")}
     first = next(iter(methods.values()))
     page = ReportPage(
-        title=f"Consistency ablation on DAVIS: {out['task']}, {len(out['sequence_names'])} sequences",
+        title=f"Consistency ablation on {Path(first['dataset_root']).name}: {out['task']}, "
+              f"{len(out['sequence_names'])} sequences",
         subtitle="Identical seeds and settings for every row; rows of the per-sequence tables open that sequence's "
                  "videos of every method.",
         tables=[

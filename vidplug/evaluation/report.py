@@ -119,8 +119,11 @@ def write_csv(path: str | Path, rows: dict[str, dict[str, Any]], first: str, col
 
 
 def plot_lines(series: dict[str, list[float | None]], path: str | Path, *, title: str, xlabel: str, ylabel: str,
-               logy: bool = False) -> bool:
-    """One line per entry of ``series`` (None values are gaps); returns False (nothing written) when all are empty."""
+               logy: bool = False, marks: dict[str, list[tuple[int, str, str]]] | None = None) -> bool:
+    """One line per entry of ``series`` (None values are gaps); returns False (nothing written) when all are empty.
+
+    ``marks``: per series, points ``(x, matplotlib marker, legend label)`` drawn on that line (e.g. a stop).
+    """
     series = {k: v for k, v in series.items() if v and any(x is not None for x in v)}
     if not series:
         return False
@@ -132,7 +135,12 @@ def plot_lines(series: dict[str, list[float | None]], path: str | Path, *, title
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, values in series.items():
-        ax.plot(range(len(values)), [float("nan") if v is None else v for v in values], label=label, linewidth=1.2)
+        ys = [float("nan") if v is None else v for v in values]
+        line = ax.plot(range(len(values)), ys, label=label, linewidth=1.2)[0]
+        for x, marker, text in (marks or {}).get(label, []):
+            if 0 <= x < len(ys):
+                ax.plot([x], [ys[x]], marker=marker, color=line.get_color(), linestyle="none", markersize=8,
+                        label=f"{label}: {text}")
     if logy:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # frames and iterations are counts
@@ -193,7 +201,8 @@ def write_eval_summary(out_dir: str | Path, out: dict[str, Any], plots: bool = T
             figures.append((f"Solver loss, {name}", f"plots/loss_{name}.png"))
     table = ranked_table({**rows, "**mean**": out["mean"]}, first="sequence", marks=False)
     text = (
-        f"# DAVIS evaluation: {out['label']} on {out['task']} ({_count(len(seqs), 'sequence')})\n\n"
+        f"# Evaluation on {Path(out['dataset_root']).name}: {out['label']} on {out['task']} "
+        f"({_count(len(seqs), 'sequence')})\n\n"
         f"Prior: {out['prior'] or 'none'}; flow for the warping error: {out['flow_model']}; device: {out['device']}; "
         f"restoration time {out['wall_time_s']:.1f} s in all.\n\nPreprocessing: {out['preprocessing']}.\n\n"
         f"{table}\n\nWE: warping error, mean squared error on [0, 1] frames x 100.\n\n"
@@ -235,7 +244,8 @@ def write_ablation_summary(out_dir: str | Path, out: dict[str, Any]) -> None:
             plots.append((f"Solver loss (first chunk), {seq}", rel))
     first = next(iter(methods.values()))
     text = (
-        f"# Consistency ablation on DAVIS: {out['task']}, {_count(len(out['sequence_names']), 'sequence')}\n\n"
+        f"# Consistency ablation on {Path(first['dataset_root']).name}: {out['task']}, "
+        f"{_count(len(out['sequence_names']), 'sequence')}\n\n"
         f"Prior: {out['prior']}; flow for the warping error: {first['flow_model']}; device: {first['device']}. "
         f"Preprocessing: {first['preprocessing']}. Identical seeds and settings for every row.\n\n"
         f"{ranked_table(rows)}\n\nBest **bold**, second best <u>underlined</u>. WE: warping error (mean squared "

@@ -8,19 +8,25 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from vidplug.io.media import OutputMedia
 from vidplug.io.side_by_side import compose_side_by_side
 from vidplug.io.writer import VideoWriter
 
 
 class OutputSink:
     """Where restored chunks go: the output writer, an optional streaming side-by-side writer (observation |
-    restored | ground truth), and in-memory copies when asked for. All-or-nothing: on error nothing is left."""
+    restored | ground truth), and in-memory copies when asked for. All-or-nothing: on error nothing is left.
 
-    def __init__(self, out: Path, side_by_side, fps: float, overwrite: bool, keep: bool, method: str, media=None):
+    ``source`` (what the output keeps of the input: colour, timestamps, rotation, audio) goes to the output; the
+    side-by-side video gets its colour and timestamps only (upright panels, no sound)."""
+
+    def __init__(self, out: Path, side_by_side, fps: float, overwrite: bool, keep: bool, method: str, media=None,
+                 source: OutputMedia | None = None):
         # media: optional report-video writer (vidplug.report_html.ReportMedia): write(restored, obs, ref), close()
-        self.writers = [VideoWriter(out, fps=fps, overwrite=overwrite)]
+        self.writers = [VideoWriter(out, fps=fps, overwrite=overwrite, media=source)]
         if side_by_side is not None:
-            self.writers.append(VideoWriter(side_by_side, fps=fps, overwrite=overwrite))
+            panels = OutputMedia(source.colour, 0, source.time_base, source.pts) if source is not None else None
+            self.writers.append(VideoWriter(side_by_side, fps=fps, overwrite=overwrite, media=panels))
         self.sbs = side_by_side is not None
         self.keep, self.label = keep, f"restored ({method})"
         self._kept: dict[str, list[Tensor]] = {"restored": [], "observation": [], "reference": []}

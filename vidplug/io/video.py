@@ -21,6 +21,7 @@ from torch import Tensor
 
 from vidplug.errors import VidplugError
 from vidplug.io.frames import folder_fps, image_size, iter_image_folder, list_images
+from vidplug.io.media import first_frame, frame_colour
 from vidplug.io.transforms import Size, center_crop_resize, select_indices, to_rgb_tensor
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")  # read and written
@@ -83,9 +84,18 @@ def _resolve(source: str | os.PathLike) -> tuple[str, Path]:
 
 
 def _frame_to_tensor(frame: av.VideoFrame) -> Tensor:
+    """One decoded frame -> (3, H, W) float32 in [0, 1], upright, converted with the stream's own colour matrix and
+    range (an untagged stream gets the size convention's: BT.709 for HD, BT.601 for SD; see media.guess_matrix)."""
     # keep >8-bit sources (10-bit HEVC, ProRes) at 16 bits instead of truncating them to rgb24
     deep = any(c.bits > 8 for c in frame.format.components)
-    return to_rgb_tensor(frame.to_ndarray(format="rgb48le" if deep else "rgb24", interpolation=_SWS))  # (3, H, W)
+    colour = {}
+    if frame.format.name.startswith(("yuv", "nv", "p01", "p21")):  # RGB-coded streams have no matrix
+        c = frame_colour(frame)
+        colour = {"src_colorspace": c.matrix, "src_color_range": c.range}
+    pixels = frame.to_ndarray(format="rgb48le" if deep else "rgb24", interpolation=_SWS, **colour)  # (H, W, 3)
+    tensor = to_rgb_tensor(pixels)  # (3, H, W)
+    k = int(round((frame.rotation or 0) / 90)) % 4  # display matrix: turn counter-clockwise to show it upright
+    return torch.rot90(tensor, k, dims=(-2, -1)).contiguous() if k else tensor
 
 
 def _video_fps(stream) -> float:
@@ -117,7 +127,11 @@ def probe_video(source: str | os.PathLike) -> VideoInfo:
             ctx = stream.codec_context  # None when the header names no codec FFmpeg knows
             if ctx is None or ctx.width <= 0 or ctx.height <= 0:
                 raise _decode_error(path, ValueError("unknown codec or frame size in the header"))
-            info = VideoInfo(count, _video_fps(stream), ctx.height, ctx.width, str(source))
+            h, w = ctx.height, ctx.width
+            info = VideoInfo(count, _video_fps(stream), h, w, str(source))
+        first = first_frame(path) if info.num_frames > 0 else None  # the display rotation travels with the frames
+        if first is not None and int(round((first.rotation or 0) / 90)) % 2:
+            info.height, info.width = w, h  # frames are read upright
     except _DECODE_ERRORS as exc:
         raise _decode_error(path, exc) from None
     if info.num_frames <= 0:

@@ -36,7 +36,12 @@ class FrameWindow:
             del self._cache[t]
 
 
+def selected_indices(info, read: dict[str, Any]) -> range:
+    """Source frame indices a reader yields for ``read`` options (start, end, stride, max_frames) on ``info``."""
+    return select_indices(info.num_frames, read.get("start", 0), read.get("end"), read.get("stride", 1),
+                          read.get("max_frames"))
+
+
 def count_frames(info, read: dict[str, Any]) -> int:
     """Frames a reader yields for ``read`` options (start, end, stride, max_frames) on a video of ``info``."""
-    return len(select_indices(info.num_frames, read.get("start", 0), read.get("end"), read.get("stride", 1),
-                              read.get("max_frames")))
+    return len(selected_indices(info, read))

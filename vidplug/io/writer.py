@@ -6,6 +6,12 @@ without a media extension becomes a folder of lossless PNGs. H.264's usual ``yuv
 resolution and so needs even sizes; odd-sized frames are encoded as ``yuv444p`` instead (full chroma, exact size
 back on reading, but some hardware players only play 4:2:0). Outputs are written to a hidden temporary sibling and
 renamed into place on success, and an existing output is only replaced with ``overwrite=True``.
+
+Given an :class:`~vidplug.io.media.OutputMedia` (what ``vidplug restore`` derives from its input), a video keeps
+the source's colour description (encoded with its matrix and range, and tagged), its frame timestamps and time
+base (variable frame rates included), its display rotation (the upright frames are turned back and the flag
+stored) and its audio (:mod:`vidplug.io.audio`). Without one it is a BT.709 limited-range clip, tagged, at ``fps``.
+MP4/MOV files are written with the index first (``faststart``), so they start playing before they are downloaded.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import torch
 from torch import Tensor
 
 from vidplug.errors import VidplugError
 from vidplug.io.atomic import atomic_path
+from vidplug.io.audio import AudioMuxer
 from vidplug.io.frames import IMAGE_EXTENSIONS, PngFolderWriter
+from vidplug.io.media import SCALE_MATRIX, OutputMedia
 from vidplug.io.transforms import check_frames, to_uint8_hwc
 from vidplug.io.video import READABLE_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -37,6 +46,14 @@ DEFAULT_CRF = 10
 _SCALE_FLAGS = "flags=bicubic+accurate_rnd+full_chroma_int+full_chroma_inp"
 _SCALE_ENCODE = {"yuv420p": _SCALE_FLAGS + ":out_h_chr_pos=0:out_v_chr_pos=128", "yuv444p": _SCALE_FLAGS}
 _NOT_A_FOLDER = IMAGE_EXTENSIONS + READABLE_EXTENSIONS + (".gif", ".mpg", ".mpeg", ".flv", ".wmv", ".ts")
+
+
+_MUXERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+
+
+def container_format(path: Path) -> str | None:
+    """FFmpeg muxer that writes ``path`` (None: a folder of PNG frames); VidplugError for unsupported suffixes."""
+    return _MUXERS[path.suffix.lower()] if _output_kind(path) == "video" else None
 
 
 def _output_kind(path: Path) -> str:
@@ -61,10 +78,12 @@ class VideoWriter:
         fps: frames per second stored in the video (ignored for PNG folders).
         overwrite: replace an existing output; otherwise an existing ``path`` raises VidplugError at once.
         crf: x264 quality (lower is better: 0 = lossless before 4:2:0 subsampling, 18 = visually lossless).
+        media: colour, timestamps, rotation and audio to keep (videos only; default: BT.709 at ``fps``, no audio).
     """
 
     def __init__(
-        self, path: str | os.PathLike, fps: float = 25.0, overwrite: bool = False, *, crf: int = DEFAULT_CRF
+        self, path: str | os.PathLike, fps: float = 25.0, overwrite: bool = False, *, crf: int = DEFAULT_CRF,
+        media: OutputMedia | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.kind = _output_kind(self.path)
@@ -73,7 +92,8 @@ class VideoWriter:
         self.fps, self.crf, self.overwrite, self.count = float(fps), int(crf), overwrite, 0
         self._hw: tuple[int, int] | None = None
         self._closed = False
-        self._container = self._stream = self._atomic = None
+        self._container = self._stream = self._atomic = self._audio = None
+        self.media = media or OutputMedia()
         if self.kind == "folder":
             self._png = PngFolderWriter(self.path, overwrite)
         else:
@@ -88,16 +108,38 @@ class VideoWriter:
 
     def _open_stream(self, h: int, w: int) -> None:
         rate = Fraction(self.fps).limit_denominator(1001)
+        media = self.media
+        time_base = media.time_base or 1 / rate
         # yuv420p subsamples chroma 2x2 and so needs even sizes; yuv444p keeps any size exactly
         pix_fmt = "yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p"
-        self._container = av.open(str(self._tmp), mode="w")
+        fmt = container_format(self.path)
+        options = {}
+        if fmt in ("mp4", "mov"):
+            options["movflags"] = "+faststart"
+            # keep the source's time base (the muxer picks its own otherwise), unless it is too coarse to give
+            # B-frames distinct decode times (a 1/25 timescale leaves no room between frames)
+            if time_base.numerator == 1 and time_base.denominator >= 1000:
+                options["video_track_timescale"] = str(time_base.denominator)
+        self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, pix_fmt
+        self._stream.time_base = time_base
+        self._stream.codec_context.time_base = time_base  # else frames are rounded to ticks of 1/rate (VFR lost)
         self._stream.options = {"crf": str(self.crf)}
-        graph = av.filter.Graph()  # rgb24 -> scale (chroma siting) -> pix_fmt
+        colour = media.colour
+        ctx = self._stream.codec_context
+        ctx.colorspace, ctx.color_range = colour.matrix, colour.range
+        ctx.color_primaries, ctx.color_trc = colour.primaries, colour.transfer
+        if media.rotation:
+            self._stream.set_display_rotation(media.rotation)
+        if media.audio is not None:
+            self._audio = AudioMuxer(media.audio, self._container)
+        matrix = f":out_color_matrix={SCALE_MATRIX.get(colour.matrix, 'bt709')}"
+        matrix += f":out_range={'pc' if colour.range == 2 else 'tv'}"
+        graph = av.filter.Graph()  # rgb24 -> scale (matrix, range, chroma siting) -> pix_fmt
         nodes = [
-            graph.add_buffer(width=w, height=h, format="rgb24", time_base=1 / rate),
-            graph.add("scale", _SCALE_ENCODE[pix_fmt]),
+            graph.add_buffer(width=w, height=h, format="rgb24", time_base=time_base),
+            graph.add("scale", _SCALE_ENCODE[pix_fmt] + matrix),
             graph.add("format", pix_fmt),
             graph.add("buffersink"),
         ]
@@ -105,6 +147,12 @@ class VideoWriter:
             a.link_to(b)
         graph.configure()
         self._graph = graph
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+            if self._audio is not None and packet.pts is not None:
+                self._audio.feed(float(packet.pts * packet.time_base))
 
     def write(self, frames: Tensor) -> None:
         """Append ``frames`` (T, C, H, W) or one (C, H, W) frame, float in [0, 1], C = 1 or 3. All frames must share
@@ -120,14 +168,16 @@ class VideoWriter:
         if self.kind == "folder":
             self._png.write(frames)
         else:
+            k = self.media.rotation // 90
+            if k:  # the frames are upright; store them as the source did, with its rotation flag
+                frames = torch.rot90(frames, -k, dims=(-2, -1))  # (T, C, W, H) for quarter turns
             if self._container is None:
-                self._open_stream(*hw)
+                self._open_stream(*frames.shape[-2:])
             for i, pixels in enumerate(to_uint8_hwc(frames)):  # (H, W, 3) uint8
                 frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                frame.pts = self.count + i  # in units of 1/fps, as the filter graph and the encoder expect
+                frame.pts = self.media.timestamp(self.count + i)  # in the stream's time base (1/fps by default)
                 self._graph.push(frame)
-                for packet in self._stream.encode(self._graph.pull()):
-                    self._container.mux(packet)
+                self._mux(self._stream.encode(self._graph.pull()))
         self.count += frames.shape[0]
 
     def close(self) -> Path:
@@ -142,8 +192,9 @@ class VideoWriter:
             self._closed = True
             return self._png.commit()
         try:
-            for packet in self._stream.encode(None):  # drain frames the encoder still buffers (B-frame lookahead)
-                self._container.mux(packet)
+            self._mux(self._stream.encode(None))  # drain frames the encoder still buffers (B-frame lookahead)
+            if self._audio is not None:
+                self._audio.finish()
             self._container.close()
             self._container = None
             if self.path.exists() and not self.overwrite:  # created by someone else since __init__
@@ -163,6 +214,8 @@ class VideoWriter:
         if self.kind == "folder":
             self._png.abort()
             return
+        if self._audio is not None:
+            self._audio.close()
         if self._container is not None:
             with contextlib.suppress(av.FFmpegError):
                 self._container.close()  # the partial file is deleted next anyway
@@ -180,11 +233,12 @@ class VideoWriter:
 
 
 def write_video(
-    frames: Tensor, path: str | os.PathLike, fps: float = 25.0, overwrite: bool = False, *, crf: int = DEFAULT_CRF
+    frames: Tensor, path: str | os.PathLike, fps: float = 25.0, overwrite: bool = False, *, crf: int = DEFAULT_CRF,
+    media: OutputMedia | None = None,
 ) -> Path:
     """Write ``frames`` (T, C, H, W) float in [0, 1] to a video file or PNG folder (see :class:`VideoWriter`),
     atomically. Returns the output path."""
     frames = check_frames(frames)  # fail before anything is created
-    with VideoWriter(path, fps, overwrite, crf=crf) as writer:
+    with VideoWriter(path, fps, overwrite, crf=crf, media=media) as writer:
         writer.write(frames)
     return writer.path

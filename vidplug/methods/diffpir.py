@@ -55,6 +55,8 @@ class EpsDenoiser(nn.Module):
 
     def __init__(self, prior: DiffusionPrior):
         super().__init__()
+        if prior.latent:
+            raise VidplugError(f"the DiffPIR baseline denoises pixels and needs a pixel-space prior, not '{prior.name}'")
         self.prior = prior
         ab = prior.alphas_cumprod.double().cpu()
         # noise std of x_t / sqrt(alpha_bar_t) on the model's [-1, 1] scale, per training timestep (increasing in t)
@@ -132,7 +134,9 @@ class DiffPIRMethod:
         t0 = time.time()
         init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse start, as DMPlug's
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        noise_std = max(op.noise_sigma / 2.0, settings.min_noise)  # [-1, 1] sigma -> std on [0, 1] frames
+        # DiffPIR needs a Gaussian level: the noise model's std at mid-grey (sigma / 2 for Gaussian noise)
+        std_at = getattr(op.noise_model, "std_at", None)
+        noise_std = max(std_at(0.5) if std_at is not None else op.noise_sigma / 2.0, settings.min_noise)
         physics = window_physics(op, lo, hi, tuple(init.shape), tuple(y.shape), noise_std)
         sampler = DiffPIR(EpsDenoiser(models.prior), L2(), sigma=noise_std, max_iter=settings.steps,
                           zeta=settings.zeta, lambda_=settings.lambda_, verbose=progress, device=init.device)

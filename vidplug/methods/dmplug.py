@@ -53,6 +53,9 @@ class DMPlugMethod:
     needs_prior = True
     uses_consistency = True
 
+    def __init__(self, on_iterate=None) -> None:
+        self.on_iterate = on_iterate  # passed to solve (studies of the stopping rule, benchmarks/tune_es.py)
+
     def __call__(self, cfg, models, chunk: Chunk, y: Tensor, op, anchors: Tensor | None, reference: Tensor | None,
                  progress: bool = True) -> ChunkOutput:
         sv = cfg.solver
@@ -63,16 +66,10 @@ class DMPlugMethod:
         if sv.init_refine_steps > 0 and op.linear:  # the least-squares baseline's estimate (SR: back-projection)
             init = project(data_op, y[lo:hi], init, sv.init_refine_steps, LS_DAMPING)
         terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
-        offset = None
-        if sv.init in ("inversion", "inversion-offset"):  # warm start: seeds whose reverse process lands near init
-            z0 = inversion_seeds(init, models.prior, sv.num_steps, sv.spacing)
-            if sv.init == "inversion-offset":  # and x = R(z) + offset starts exactly at init
-                offset = start_offset(init, z0, models.prior, sv.num_steps, sv.spacing, clamp=sv.clamp)
-        else:
-            frames = range(chunk.window_start, chunk.window_stop)
-            z0 = initial_seeds(tuple(init.shape[1:]), frames, cfg.seed).to(init.device)
-        result = solve(y[lo:hi], data_op, models.prior, sv, extra_terms=terms, z_init=z0, reference=reference,
-                       progress=progress, desc=f"chunk {chunk.index}", x_offset=offset)
+        z0, offset = _start(cfg, models.prior, chunk, init)
+        result = solve(y[lo:hi], data_op, models.prior, sv, extra_terms=terms, z_init=z0, frame_shape=tuple(init.shape),
+                       reference=reference, progress=progress, desc=f"chunk {chunk.index}",
+                       on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
         if sv.project_steps > 0 and op.linear:
             frames = project(data_op, y[lo:hi], frames, sv.project_steps, sv.project_damping)
@@ -83,3 +80,16 @@ class DMPlugMethod:
                 summary["oracle_psnr_projected"] = psnr(frames, reference)[0]
         return frames, summary, result.z
 
+
+def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Initial seeds of the window and the offset added to ``R(z)`` (None unless ``solver.init=inversion-offset``,
+    where ``x = R(z) + init - R(z0)`` starts exactly at ``init (T, C, H, W)``)."""
+    sv = cfg.solver
+    if sv.init in ("inversion", "inversion-offset"):  # warm start: seeds whose reverse process lands near init
+        z0 = inversion_seeds(init, prior, sv.num_steps, sv.spacing)
+        if sv.init == "inversion":
+            return z0, None
+        return z0, start_offset(init, z0, prior, sv.num_steps, sv.spacing, clamp=sv.clamp)
+    frames = range(chunk.window_start, chunk.window_stop)
+    seed_shape = prior.seed_shape(tuple(init.shape))[1:]  # (C, H, W) pixels, (4, H/8, W/8) latents
+    return initial_seeds(seed_shape, frames, cfg.seed).to(init.device), None

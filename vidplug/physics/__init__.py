@@ -8,7 +8,16 @@ from vidplug.physics.base import Geometry, VideoOperator
 from vidplug.physics.blur import MotionBlur, motion_blur_kernels
 from vidplug.physics.compose import ComposedOperator
 from vidplug.physics.inpaint import Inpainting, fill_missing, random_pixel_masks
-from vidplug.physics.noise import GaussianNoise, NoiseModel, add_gaussian_noise
+from vidplug.physics.noise import (
+    LEVEL_NAMES,
+    NAMED_LEVELS,
+    NOISE_TYPES,
+    GaussianNoise,
+    Noise,
+    NoiseModel,
+    add_gaussian_noise,
+    parse_noise,
+)
 from vidplug.physics.registry import (
     TASKS,
     Task,
@@ -23,6 +32,9 @@ from vidplug.physics.sr import SuperResolution
 from vidplug.physics.temporal import TemporalAverage, temporal_average_matrix
 
 __all__ = [
+    "LEVEL_NAMES",
+    "NAMED_LEVELS",
+    "NOISE_TYPES",
     "TASKS",
     "Task",
     "ComposedOperator",
@@ -30,6 +42,7 @@ __all__ = [
     "Geometry",
     "Inpainting",
     "MotionBlur",
+    "Noise",
     "NoiseModel",
     "SuperResolution",
     "TemporalAverage",
@@ -40,6 +53,7 @@ __all__ = [
     "degrade",
     "fill_missing",
     "motion_blur_kernels",
+    "parse_noise",
     "random_pixel_masks",
     "task_options",
     "task_geometry",

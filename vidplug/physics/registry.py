@@ -22,7 +22,7 @@ from vidplug.physics.base import Geometry, VideoOperator
 from vidplug.physics.blur import KERNEL_SIZE, MotionBlur, Padding
 from vidplug.physics.compose import ComposedOperator
 from vidplug.physics.inpaint import Inpainting
-from vidplug.physics.noise import GaussianNoise, NoiseModel
+from vidplug.physics.noise import GaussianNoise, Noise, NoiseModel, parse_noise
 from vidplug.physics.sr import SuperResolution
 from vidplug.physics.temporal import TemporalAverage
 
@@ -145,6 +145,7 @@ def build_operator(
     noise_model: NoiseModel | None = None,
     frame_offset: int = 0,
     channels: int = 3,
+    noise: Noise | str | float | None = None,
     **task_opts,
 ) -> VideoOperator:
     """Build the degradation ``task`` for ``num_frames`` frames of ``frame_size = (H, W)``.
@@ -158,7 +159,8 @@ def build_operator(
     :func:`task_options` lists them. A temporal operator built for a chunk replicates the chunk's end frames: give
     it ``operator.context`` extra frames on each side to match the whole video's operator.
     The measurement noise is ``noise_model`` when given, else Gaussian of ``noise_sigma`` on the [-1, 1] scale (std
-    on [0, 1] frames = noise_sigma / 2) seeded by ``seed``.
+    on [0, 1] frames = noise_sigma / 2) seeded by ``seed``; ``noise`` (text such as ``"impulse:high"``, see
+    :func:`~vidplug.physics.noise.parse_noise`) builds the noise model seeded by ``seed`` in its place.
 
     Raises:
         VidplugError: unknown task or option, or a frame size the operator cannot take.
@@ -167,12 +169,15 @@ def build_operator(
     check_task_options(task, task_opts)
     op = builder(num_frames=num_frames, frame_size=tuple(frame_size), channels=channels, seed=seed,
                  frame_offset=frame_offset, **task_opts)
-    op.noise_model = noise_model if noise_model is not None else GaussianNoise(noise_sigma, seed)
+    if noise_model is None:
+        noise_model = GaussianNoise(noise_sigma, seed) if noise is None else parse_noise(noise, noise_sigma, seed)
+    op.noise_model = noise_model
     return op
 
 
 def degrade(
-    frames: Tensor, task: str, *, seed: int = 0, noise_sigma: float = 0.01, frame_offset: int = 0, **opts
+    frames: Tensor, task: str, *, seed: int = 0, noise_sigma: float = 0.01, frame_offset: int = 0,
+    noise: Noise | str | float | None = None, **opts,
 ) -> tuple[Tensor, VideoOperator]:
     """Simulate an observation of ``frames (T, C, H, W)`` in [0, 1]: ``(y, operator)`` with ``y = operator(frames)``.
 
@@ -185,7 +190,8 @@ def degrade(
         raise VidplugError(f"frames must be a (T, C, H, W) tensor, got shape {tuple(frames.shape)}")
     t, c, h, w = frames.shape
     op = build_operator(
-        task, t, (h, w), seed=seed, noise_sigma=noise_sigma, frame_offset=frame_offset, channels=c, **opts
+        task, t, (h, w), seed=seed, noise_sigma=noise_sigma, frame_offset=frame_offset, channels=c, noise=noise,
+        **opts,
     )
     op = op.to(device=frames.device, dtype=frames.dtype)
     return op(frames), op

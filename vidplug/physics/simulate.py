@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
+from vidplug.physics.noise import Noise
 from vidplug.physics.registry import build_operator
 
 
@@ -22,6 +23,7 @@ def observe(
     *,
     seed: int = 0,
     noise_sigma: float = 0.01,
+    noise: Noise | str | float | None = None,
     **options: Any,
 ) -> Tensor:
     """Noisy observation of frames ``[start, stop)`` from clean frames ``[offset, offset + len(clean))``.
@@ -31,6 +33,6 @@ def observe(
     video's real ends, where the operator replicates frames).
     """
     op = build_operator(task, clean.shape[0], tuple(clean.shape[-2:]), seed=seed, noise_sigma=noise_sigma,
-                        frame_offset=offset, **options).to(device=clean.device, dtype=clean.dtype)
+                        noise=noise, frame_offset=offset, **options).to(device=clean.device, dtype=clean.dtype)
     # the operator draws each frame's noise from (seed, absolute frame index): chunking does not change it
     return op(clean)[start - offset : stop - offset]

@@ -44,7 +44,7 @@ class RunInputs:
         if self.simulate:  # the operator needs ctx clean frames on each side
             c_lo, c_hi = max(lo - self.ctx, 0), min(hi + self.ctx, self.n)
             clean = src.get(c_lo, c_hi).to(self.device)
-            y = observe(task.name, clean, c_lo, lo, hi, seed=task.seed, noise_sigma=task.noise_sigma, **task.options)
+            y = observe(task.name, clean, c_lo, lo, hi, seed=task.seed, noise=task.noise_model, **task.options)
             return y, clean[lo - c_lo : hi - c_lo], tuple(clean.shape[-2:])
         y = src.get(lo, hi).to(self.device)
         return y, None, (y.shape[-2] * self.geometry.scale, y.shape[-1] * self.geometry.scale)
@@ -63,7 +63,8 @@ class ChunkInputs:
         task = self.run.cfg.task
         y, reference, size = self.run.observe(self.src, ws, we)
         extra = {"mask": (self.masks.get(ws, we)[:, :1] > 0.5).float()} if self.masks is not None else {}
-        op = build_operator(task.name, we - ws, size, seed=task.seed, noise_sigma=task.noise_sigma,
+        # the operator carries the noise model for methods that need a noise level (DiffPIR); DMPlug reads only A
+        op = build_operator(task.name, we - ws, size, seed=task.seed, noise_model=task.noise_model,
                             frame_offset=ws, **task.options, **extra).to(self.run.device)
         return y, reference, op
 

@@ -22,8 +22,10 @@ from vidplug.errors import VidplugError
 from vidplug.io import probe_video
 from vidplug.io.atomic import atomic_write_json, atomic_write_text
 from vidplug.io.checkpoints import ChunkStore
+from vidplug.io.media import OutputMedia, media_report
+from vidplug.io.output_plan import source_output_media
 from vidplug.io.sink import OutputSink
-from vidplug.io.window import count_frames
+from vidplug.io.window import count_frames, selected_indices
 from vidplug.methods import ChunkSolver, get_method
 from vidplug.models import Models
 from vidplug.physics import task_geometry
@@ -67,6 +69,7 @@ def restore_video(
     use_distributed: bool = True,
     on_chunk_saved: Callable[[int], None] | None = None,
     html_report: str | Path | None = None,
+    audio: str = "auto",
 ) -> RestoreResult:
     """Restore a video file or frame folder chunk by chunk and write it to ``out`` (.mp4 or a PNG folder).
 
@@ -87,6 +90,9 @@ def restore_video(
         on_chunk_saved: called with each chunk's index once its checkpoint is written.
         html_report: also write this self-contained HTML page (videos a browser plays in ``<stem>_media/``
             beside it, metrics, charts, provenance; see :mod:`vidplug.report_html`).
+        audio: the source's audio in ``out``: ``auto`` (copied, else re-encoded as AAC), ``copy`` (or fail
+            before any work), ``aac`` or ``none``. Colour, timestamps and rotation are always kept
+            (see :func:`vidplug.io.output_plan.source_output_media`).
 
     Two passes: chunks are restored and checkpointed (in order for ``anchor`` seams; any order, by any process,
     for ``blend``), then rank 0 writes them in order and scores them. A killed run resumes from the checkpoints.
@@ -101,9 +107,10 @@ def restore_video(
                    Path(side_by_side) if side_by_side else None], overwrite)
     rank, world_size = distributed.world() if use_distributed else (0, 1)
     run = _open_run(cfg, source, read, simulate, mask, world_size)
+    source_media = source_output_media(source, out, selected_indices(run.info, read), audio)  # bad copy fails here
+    models = models or Models(cfg, run.device)  # first: missing weights must leave nothing behind (no work folder)
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
-    models = models or Models(cfg, run.device)
     chunk_size = cfg.chunk.size or _auto_chunk_size(run, models)
     chunks = plan_chunks(run.n, chunk_size, min(cfg.chunk.overlap, chunk_size - 1), run.ctx)
     mine = [c for c in chunks if c.index % world_size == rank and not store.has(c.index)]
@@ -113,7 +120,8 @@ def restore_video(
         return RestoreResult(out, {})
     return _write_outputs(run, out, chunks, store, models, computed, side_by_side=side_by_side,
                           report_path=report_path, overwrite=overwrite, keep_frames=keep_frames,
-                          processes=world_size, t_start=t_start, html_report=html_report)
+                          processes=world_size, t_start=t_start, html_report=html_report,
+                          source_media=source_media)
 
 
 def _open_run(cfg: RestoreConfig, source: Path, read: dict[str, Any], simulate: bool, mask,
@@ -134,8 +142,9 @@ def _open_run(cfg: RestoreConfig, source: Path, read: dict[str, Any], simulate: 
 
 def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models: Models, computed: set[int], *,
                    side_by_side, report_path, overwrite: bool, keep_frames: bool, processes: int,
-                   t_start: float, html_report=None) -> RestoreResult:
-    """Second pass (rank 0): the output video, side-by-side, scores, resolved config and report."""
+                   t_start: float, html_report=None, source_media: OutputMedia | None = None) -> RestoreResult:
+    """Second pass (rank 0): the output video (with what it keeps of the source: ``source_media``), side-by-side,
+    scores, resolved config and report."""
     scores = None
     if run.simulate:
         from vidplug.metrics.stream import StreamingScores
@@ -147,10 +156,14 @@ def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models:
         from vidplug.report_html import ReportMedia, media_dir_for
 
         media = ReportMedia(media_dir_for(html_report), fps)
-    sink = OutputSink(out, side_by_side, fps, overwrite, keep_frames, run.cfg.method, media=media)
+    sink = OutputSink(out, side_by_side, fps, overwrite, keep_frames, run.cfg.method, media=media,
+                      source=source_media)
     chunk_reports = assemble(run, chunks, store, sink, scores, computed)
     report = run_report(run, out, fps, chunk_reports, models, scores, time.time() - t_start)
     report["processes"] = processes
+    if source_media is not None:
+        report["media"] = media_report(source_media)
+        report["notes"] += source_media.notes
     atomic_write_text(config_path_for(out), dump_yaml(run.cfg))
     if report_path is not None:
         atomic_write_json(report_path, report)

@@ -2,13 +2,16 @@
 
 Every prior (ADM checkpoints through deepinv, diffusers ``UNet2DModel``, the bundled ``tiny`` prior, tiny random
 test models) is wrapped in a :class:`DiffusionPrior`. The solver only ever calls :meth:`DiffusionPrior.eps` and
-reads :attr:`DiffusionPrior.alphas_cumprod`.
+reads :attr:`DiffusionPrior.alphas_cumprod`; seeds and frames meet through :meth:`DiffusionPrior.seed_shape`,
+:meth:`DiffusionPrior.encode_frames` and :meth:`DiffusionPrior.decode_frames`, which a latent prior
+(:mod:`vidplug.prior.latent`: the diffusion runs on VAE latents) overrides.
 
 This module is also the one place where frames change range: vidplug's API uses [0, 1], the diffusion model [-1, 1].
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -34,6 +37,35 @@ def linear_alphas_cumprod(
     return torch.cumprod(1.0 - betas, dim=0)
 
 
+def pad_to_multiple(x: Tensor, multiple: int, border: int = 0) -> Tensor:
+    """Reflect-pad (N, C, H, W) by ``border`` on every side and at the bottom/right to multiples of ``multiple``
+    (replicate when a pad is not smaller than the side, which reflect cannot do); crop back with
+    ``[..., border : border + H, border : border + W]``."""
+    h, w = x.shape[-2:]
+    b = int(border)
+    pad_h, pad_w = b + (-(h + 2 * b)) % multiple, b + (-(w + 2 * b)) % multiple  # bottom, right
+    if not (b or pad_h or pad_w):
+        return x
+    mode = "reflect" if max(b, pad_h) < h and max(b, pad_w) < w else "replicate"
+    return F.pad(x, (b, pad_w, b, pad_h), mode=mode)  # (N, C, b + H + pad_h, b + W + pad_w)
+
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
+def split_prediction(out: Tensor, x_t: Tensor, a_t: float | Tensor, prediction_type: str) -> tuple[Tensor, Tensor]:
+    """(epsilon, x0 estimate) from a network output ``out`` at ``x_t`` (both (N, C, H, W)), ``a_t`` = alpha-bar_t.
+
+    epsilon (DDIM eq. 12): ``x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)``. v-prediction (Salimans & Ho 2022, as
+    diffusers' ``DDIMScheduler.step``): ``x0 = sqrt(a_t) x_t - sqrt(1 - a_t) v``, ``eps = sqrt(a_t) v + sqrt(1 - a_t) x_t``.
+    """
+    sqrt_a = a_t.sqrt() if torch.is_tensor(a_t) else math.sqrt(a_t)
+    sqrt_1a = (1.0 - a_t).sqrt() if torch.is_tensor(a_t) else math.sqrt(1.0 - a_t)
+    if prediction_type == "v_prediction":
+        return sqrt_a * out + sqrt_1a * x_t, sqrt_a * x_t - sqrt_1a * out
+    return out, (x_t - sqrt_1a * out) / sqrt_a
+
+
 class DiffusionPrior(nn.Module):
     """An epsilon-prediction network with its noise schedule.
 
@@ -47,9 +79,9 @@ class DiffusionPrior(nn.Module):
             other sizes are reflect-padded and cropped back inside :meth:`eps`.
         native_size: the resolution the network was trained at (informational; larger frames are processed whole).
         channels: number of image channels the network takes.
-        border_pad: pixels of reflection added on every side inside :meth:`eps` and cropped back. A network trained
-            on crops never saw a frame border, and its zero padding makes the outermost rows and columns err
-            1.5-3x more than the interior (measured on the bundled prior); reflection puts the border inside.
+        border_pad: pixels of reflection added on every side inside the network call and cropped back. A network
+            trained on crops never saw a frame border, and its zero padding makes the outermost rows and columns err
+            1.5-3x more than the interior (issue 6's measurement on the bundled prior); reflection hides the border.
     """
 
     def __init__(
@@ -74,6 +106,30 @@ class DiffusionPrior(nn.Module):
         self.channels = channels
         self.border_pad = int(border_pad)
         self.memory_format = torch.contiguous_format  # layout of the network's input (channels_last: NHWC)
+        self.prediction_type = "epsilon"  # what the network predicts: epsilon | v_prediction (DDIM converts)
+
+    latent = False  # True when seeds live in a latent space and frames come from a decoder
+
+    def seed_shape(self, frame_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of the seeds ``z`` for frames of ``frame_shape (T, C, H, W)``: the same for a pixel prior."""
+        return tuple(frame_shape)
+
+    def encode_frames(self, frames: Tensor) -> Tensor:
+        """(N, C, H, W) frames in [0, 1] -> the diffusion's clean space (pixel prior: [-1, 1] model range)."""
+        return to_model_range(frames)
+
+    def decode_frames(self, x0: Tensor, size: tuple[int, int] | None = None, **kwargs) -> Tensor:
+        """(N, C, h, w) clean diffusion samples -> frames (N, C, H, W) in [0, 1], unclamped; ``size`` = (H, W) of the
+        frames (a pixel prior's samples already have it; a latent prior crops its decoder output to it)."""
+        return to_unit_range(x0)
+
+    def with_net(self, net: nn.Module | Callable[[Tensor, Tensor], Tensor]) -> DiffusionPrior:
+        """A twin sharing this prior's schedule and settings whose network is ``net`` (e.g. a compiled one)."""
+        twin = DiffusionPrior(net, self.alphas_cumprod, name=self.name, multiple=self.multiple,
+                              native_size=self.native_size, channels=self.channels)
+        twin.prediction_type = self.prediction_type
+        twin.border_pad = self.border_pad
+        return twin
 
     @property
     def num_train_timesteps(self) -> int:
@@ -100,19 +156,27 @@ class DiffusionPrior(nn.Module):
         return 1.0 if t < 0 else self._alpha_bar_host[t]
 
     def eps(self, x: Tensor, t: Tensor | int) -> Tensor:
-        """Predict the noise in ``x`` (N, C, H, W) at timestep(s) ``t``; reflect-pads by :attr:`border_pad` and to
-        :attr:`multiple`, then crops back to (N, C, H, W)."""
+        """Predict the noise in ``x`` (N, C, H, W) at timestep(s) ``t`` (a v-prediction network's output is
+        converted); pads to :attr:`multiple` and crops back."""
+        out = self.model_output(x, t)
+        if self.prediction_type == "epsilon":
+            return out
+        if torch.is_tensor(t) and t.ndim:
+            a_t = self.alphas_cumprod.to(device=x.device, dtype=x.dtype)[t.long()].view(-1, 1, 1, 1)  # (N, 1, 1, 1)
+        else:
+            a_t = self.alpha_bar(int(t))
+        return split_prediction(out, x, a_t, self.prediction_type)[0]
+
+    def model_output(self, x: Tensor, t: Tensor | int) -> Tensor:
+        """The network's raw prediction for ``x`` (N, C, H, W) at timestep(s) ``t`` (epsilon or v, see
+        :attr:`prediction_type`); reflect-pads by :attr:`border_pad` and to :attr:`multiple`, then crops back."""
         n, c, h, w = x.shape
         if not torch.is_tensor(t):
             t = torch.full((n,), int(t), device=x.device, dtype=torch.long)
         elif t.ndim == 0:
             t = t.expand(n)
         b = self.border_pad
-        pad_h, pad_w = b + (-(h + 2 * b)) % self.multiple, b + (-(w + 2 * b)) % self.multiple  # bottom, right
-        if b or pad_h or pad_w:
-            # reflect needs pad < size; fall back to replicate for tiny inputs
-            mode = "reflect" if max(b, pad_h) < h and max(b, pad_w) < w else "replicate"
-            x = F.pad(x, (b, pad_w, b, pad_h), mode=mode)  # (N, C, b + H + pad_h, b + W + pad_w)
+        x = pad_to_multiple(x, self.multiple, b)
         # the network runs in its own dtype (e.g. loaded as bfloat16); the caller keeps working in x's dtype
         dtype = x.dtype
         x = x.to(self.net_dtype or dtype)

@@ -8,6 +8,7 @@ buffers every iteration and read back only every ``log_every`` / ``es_check_ever
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -31,9 +32,11 @@ class Problem:
     prior: DiffusionPrior
     timesteps: list[int]
     noise: list[Tensor] | None  # per-step DDIM noise, fixed once per solve (eta > 0), else None
-    offset: Tensor | None  # (T, C, H, W) added to R(z) (solver.init=inversion-offset), else None
     config: SolverConfig
     reference: Tensor | None  # ORACLE only: (T, C, H, W) ground truth for the PSNR curve
+    frame_shape: tuple[int, int, int, int] | None = None  # (T, C, H, W) of x (a latent prior's seeds differ)
+    offset: Tensor | None = None  # (T, C, H, W) added to R(z) (solver.init=inversion-offset), else None
+    on_iterate: Callable[[int, Tensor], None] | None = None  # studies of the stopping rule only (see solve)
 
 
 @dataclass
@@ -55,7 +58,7 @@ class Attempt:
             return self.es.best_output, self.es.best_z, self.es.best_iteration, ""
         how = ""
         if self.es is not None:
-            how = "ES-WMV window never filled (iters < es_window); returned the last iterate"
+            how = "ES-WMV window never filled (iters < its window); returned the last iterate"
         return (*self.last, how)
 
     def fallback(self) -> tuple[Tensor | None, Tensor | None, int, str]:
@@ -75,7 +78,7 @@ class _Recorder:
         self.hist = torch.full((len(self.names), cfg.iters), float("nan"), device=device)  # (terms, iters)
         self.reference = problem.reference
         self.oracle = torch.full((cfg.iters,), float("nan"), device=device) if self.reference is not None else None
-        self.es = ESWMV(cfg.es_window, cfg.es_patience) if cfg.early_stop else None
+        self.es = ESWMV(**cfg.es_settings()) if cfg.early_stop else None
         self.es_var = torch.full((cfg.iters,), float("nan"), device=device) if self.es is not None else None
         self.finite_flag = torch.ones((), dtype=torch.bool, device=device)  # AND of every iteration's finiteness
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
@@ -142,10 +145,11 @@ def run_attempt(problem: Problem, seeds: SeedParam, lr: float, progress: bool, d
     # warm start that step is below float32 resolution and the seeds never move. It minimises the loss summed over
     # the frames' elements instead (same minimiser, same curvature-scaled steps after the first); Adam is invariant.
     with torch.no_grad():
-        objective_scale = float(math.prod(seeds().shape)) if cfg.optimizer == "lbfgs" else 1.0
+        frame_shape = problem.frame_shape or tuple(seeds().shape)
+        objective_scale = float(math.prod(frame_shape)) if cfg.optimizer == "lbfgs" else 1.0
     reverse = reverse_fn(problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=cfg.checkpoint,
-                         autocast_dtype=AUTOCAST[cfg.autocast], noise=problem.noise,
-                         offset=problem.offset)
+                         autocast_dtype=AUTOCAST[cfg.autocast], noise=problem.noise, size=tuple(frame_shape[2:]),
+                         checkpoint_decoder=cfg.checkpoint_decoder, offset=problem.offset)
 
     def evaluate(it: int) -> Tensor:
         """Forward R, the losses and backward at the current seeds; record this iterate (before the step)."""
@@ -162,6 +166,8 @@ def run_attempt(problem: Problem, seeds: SeedParam, lr: float, progress: bool, d
 
         x, (objective, total, data, *values) = backprop_through_r(z, reverse, losses, cfg.micro_batch)
         rec.record(it, x, z, total, data, values)
+        if problem.on_iterate is not None:
+            problem.on_iterate(it, x.detach())
         return objective
 
     stopped_by, it = "max-iters", -1
@@ -178,6 +184,7 @@ def run_attempt(problem: Problem, seeds: SeedParam, lr: float, progress: bool, d
                 bar.set_postfix(loss=f"{float(rec.hist[0, it]):.3e}")
             if (it + 1) % cfg.es_check_every == 0 or last_iter:
                 bad, stop = rec.flags()
+                stop = stop and not cfg.es_observe  # observing: ES-WMV decides the iterate, the run goes on
                 if bad or stop:
                     stopped_by = "diverged" if bad else "es-wmv"
                     break

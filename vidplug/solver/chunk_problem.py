@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from vidplug.physics.seeding import frame_generator
-from vidplug.prior.base import DiffusionPrior, to_model_range, to_unit_range
-from vidplug.prior.ddim import ddim_invert, ddim_reverse, ddim_timesteps
+from vidplug.prior.base import DiffusionPrior
+from vidplug.prior.ddim import ddim_invert, ddim_timesteps, reverse_to_unit
 
 
 def initial_seeds(shape: tuple[int, int, int], frames: range, seed: int) -> Tensor:
@@ -19,10 +19,12 @@ def initial_seeds(shape: tuple[int, int, int], frames: range, seed: int) -> Tens
 
 
 def inversion_seeds(estimate: Tensor, prior: DiffusionPrior, num_steps: int, spacing: str) -> Tensor:
-    """Warm-start seeds ``(T, C, H, W)`` whose reverse process lands near ``estimate`` (in [0, 1]): its DDIM
-    inversion over the solver's ``num_steps`` timesteps."""
+    """Warm-start seeds ``prior.seed_shape((T, C, H, W))`` whose reverse process lands near ``estimate`` (in
+    [0, 1]): its DDIM inversion over the solver's ``num_steps`` timesteps (a latent prior VAE-encodes the estimate
+    first and inverts in latent space)."""
     timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps, spacing)
-    return ddim_invert(to_model_range(estimate), prior, timesteps)
+    with torch.no_grad():
+        return ddim_invert(prior.encode_frames(estimate), prior, timesteps)
 
 
 @torch.no_grad()
@@ -31,7 +33,7 @@ def start_offset(estimate: Tensor, z0: Tensor, prior: DiffusionPrior, num_steps:
     """``estimate - R(z0)`` ``(T, C, H, W)``: added to ``R(z)`` (``solver.init=inversion-offset``) so that the first
     iterate is exactly ``estimate``, whatever the inversion's round-trip error."""
     timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps, spacing)
-    return estimate - to_unit_range(ddim_reverse(z0, prior, timesteps, clamp=clamp)).float()
+    return estimate - reverse_to_unit(z0, prior, timesteps, clamp=clamp, size=tuple(estimate.shape[-2:])).float()
 
 
 class CroppedOperator(torch.nn.Module):

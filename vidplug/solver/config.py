@@ -5,6 +5,7 @@ configs built in Python."""
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,14 @@ SeedMode = Literal["independent", "shared"]  # vidplug.solver.seeds.SEED_MODES
 # error, ~26 dB with the tiny prior, is not paid) and the solve only adds what the prior's gradients change
 Init = Literal["random", "inversion", "inversion-offset"]
 DEFAULT_LR = {"adam": 1e-2, "lbfgs": 0.1}  # DMPlug's published step sizes
+EsMode = Literal["window", "ema"]  # vidplug.solver.early_stop.ES_MODES
+EsPreset = Literal["tuned", "published"]
+# ES-WMV settings by name. published: Wang et al., TMLR 2023 / DMPlug (never stopped within 200 iterations here).
+# tuned: chosen on recorded runs of the bundled prior (benchmarks/tune_es.py; benchmarks/RESULTS.md, "ES-WMV").
+ES_PRESETS: dict[str, dict] = {
+    "published": {"window": 20, "patience": 50, "mode": "window", "downscale": 1},
+    "tuned": {"window": 20, "patience": 8, "mode": "ema", "downscale": 1},
+}
 
 
 @dataclass
@@ -34,10 +43,16 @@ class SolverConfig:
     eta: float = 0.0  # DDIM stochasticity; 0 = deterministic (DMPlug); > 0 uses noise fixed once per solve
     clamp: bool = False  # clamp each DDIM x0 estimate to [-1, 1] inside R (zeroes gradients where it bites)
     checkpoint: bool = False  # recompute DDIM-step activations in backward: less memory, ~1 extra forward
+    # latent priors: recompute the VAE decoder's activations in backward (null = follow solver.checkpoint)
+    checkpoint_decoder: bool | None = None
     autocast: Precision = "none"  # none | bf16 | fp16: precision of the prior network (DDIM arithmetic stays fp32)
     early_stop: bool = True  # ES-WMV: stop when the output's windowed variance stops reaching new minima
-    es_window: int = 20  # W, iterations in the ES-WMV variance window
-    es_patience: int = 50  # P, stop after this many iterations without a new variance minimum
+    es_preset: EsPreset = "tuned"  # ES-WMV settings by name (ES_PRESETS): tuned | published (W 20, P 50, TMLR 2023)
+    es_window: int | None = None  # W, iterations in the ES-WMV variance window (EMA span); None = the preset's
+    es_patience: int | None = None  # P, stop after this many iterations without a new minimum; None = preset's
+    es_mode: EsMode | None = None  # window (published) | ema (exponential moving variance); None = the preset's
+    es_downscale: int | None = None  # variance on k x k average-pooled outputs (1 = published); None = preset's
+    es_observe: bool = False  # run all iters anyway and return ES-WMV's choice (to record the whole PSNR curve)
     es_check_every: int = 10  # iterations between host reads of the (on-device) ES and divergence flags
     seed_mode: SeedMode = "independent"  # independent (one z per frame) | shared (z_t = z_shared + r_t)
     seed_rank: int = 0  # shared mode: rank of the residual r_t across frames; 0 = full residual
@@ -72,10 +87,15 @@ class SolverConfig:
             raise VidplugError(f"solver.num_steps must be >= 1 DDIM step, got {self.num_steps}")
         if self.eta < 0:
             raise VidplugError(f"solver.eta must be >= 0, got {self.eta}")
-        if self.es_window < 2:
-            raise VidplugError(f"solver.es_window must be >= 2 iterations, got {self.es_window}")
-        if self.es_patience < 1:
-            raise VidplugError(f"solver.es_patience must be >= 1 iteration, got {self.es_patience}")
+        es = self.es_settings()
+        if es["window"] < 2:
+            raise VidplugError(f"solver.es_window must be >= 2 iterations, got {es['window']}")
+        if es["patience"] < 1:
+            raise VidplugError(f"solver.es_patience must be >= 1 iteration, got {es['patience']}")
+        if es["mode"] not in typing.get_args(EsMode):  # (check_choices skips optional Literals)
+            raise VidplugError(f"unknown solver.es_mode {es['mode']!r}; use one of: {', '.join(typing.get_args(EsMode))}")
+        if es["downscale"] < 1:
+            raise VidplugError(f"solver.es_downscale must be >= 1, got {es['downscale']}")
         if self.es_check_every < 1 or self.log_every < 1:
             raise VidplugError("solver.es_check_every and solver.log_every must be >= 1 iteration")
         if self.micro_batch < 0:
@@ -88,6 +108,14 @@ class SolverConfig:
             raise VidplugError(f"solver.seed_rank must be >= 0 (0 = full residual), got {self.seed_rank}")
         if not 0.0 <= self.seed_residual_scale <= 1.0:
             raise VidplugError(f"solver.seed_residual_scale must be in [0, 1], got {self.seed_residual_scale}")
+
+    def es_settings(self) -> dict:
+        """ES-WMV's ``window``, ``patience``, ``mode`` and ``downscale``: the preset's, overridden by any es_* key set."""
+        out = dict(ES_PRESETS[self.es_preset])
+        given = {"window": self.es_window, "patience": self.es_patience, "mode": self.es_mode,
+                 "downscale": self.es_downscale}
+        out.update({k: v for k, v in given.items() if v is not None})
+        return out
 
     @property
     def resolved_lr(self) -> float:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -52,6 +52,7 @@ def solve(
     desc: str = "dmplug",
     frame_shape: tuple[int, int, int, int] | None = None,
     x_offset: Tensor | None = None,
+    on_iterate: Callable[[int, Tensor], None] | None = None,
 ) -> SolveResult:
     """Restore the frames behind observation ``y`` with DMPlug (all frames of the chunk jointly).
 
@@ -62,13 +63,17 @@ def solve(
         config: solver settings (default :class:`SolverConfig`).
         extra_terms: :class:`LossTerm` objects added as ``weight * term(x, iteration)``.
         generator: draws the initial seeds (and the DDIM noise if eta > 0). None = a CPU generator seeded 0.
-        z_init: ``(T, C, H, W)`` initial seeds instead of drawing them.
+        z_init: initial seeds ``prior.seed_shape((T, C, H, W))`` instead of drawing them (latent priors:
+            ``(T, 4, H/8, W/8)``).
         reference: ground-truth ``(T, C, H, W)`` in [0, 1] (simulations only): records ``oracle_psnr``. Never used
             for any decision.
         progress: show a tqdm bar.
         desc: the bar's label.
         frame_shape: ``(T, C, H, W)`` of ``x`` when the operator cannot tell.
         x_offset: ``(T, C, H, W)`` added to ``R(z)`` (``solver.init=inversion-offset``): ``x = R(z) + x_offset``.
+        on_iterate: called as ``on_iterate(iteration, x)`` with every iterate's output ``x (T, C, H, W)`` (detached,
+            unclamped; copy it to keep it). For studies of the stopping rule (benchmarks/tune_es.py); it may
+            synchronise with the device, so leave it None in production runs.
 
     Returns:
         :class:`SolveResult`. Raises :class:`VidplugError` if the loss diverges twice with nothing finite to return.
@@ -78,17 +83,19 @@ def solve(
     if not torch.is_tensor(y) or y.ndim != 4:
         raise VidplugError(f"the observation must be a (T, C, H, W) tensor, got {getattr(y, 'shape', type(y))}")
     device = y.device
-    shape = _frame_shape(y, operator, frame_shape, z_init)
+    # a latent prior's seeds are not frame-shaped: its z_init cannot tell the frame shape
+    shape = _frame_shape(y, operator, frame_shape, None if prior.latent else z_init)
+    seed_shape = prior.seed_shape(shape)  # (T, C, H, W) for pixel priors, (T, 4, H/8, W/8) latents
     terms = _check_terms(extra_terms)
     if reference is not None and tuple(reference.shape) != shape:
         raise VidplugError(f"reference has shape {tuple(reference.shape)} but the frames are {shape}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
 
     seeds0 = make_seeds(
-        shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
+        seed_shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
         generator=generator, z_init=z_init, device=device,
     )
-    problem = _problem(y, operator, prior, config, terms, generator, shape, reference, x_offset)
+    problem = _problem(y, operator, prior, config, terms, generator, shape, reference, on_iterate, x_offset)
 
     start = time.perf_counter()
     lr = config.resolved_lr
@@ -115,22 +122,24 @@ def solve(
         stopped_by=final.stopped_by, loss_history=final.history, wall_time_s=wall, iters_per_s=ips,
         frame_iters_per_s=ips * shape[0], lr=lr, retries=len(attempts) - 1, notes=notes,
         oracle_psnr=final.oracle, es_variance=final.es_variance,
+        es_stop_iteration=final.es.stop_iteration if final.es is not None else None,
     )
 
 
 def _problem(y: Tensor, operator, prior: DiffusionPrior, config: SolverConfig, terms: list[LossTerm],
              generator: torch.Generator, shape: tuple[int, int, int, int], reference: Tensor | None,
-             offset: Tensor | None = None) -> Problem:
+             on_iterate: Callable[[int, Tensor], None] | None = None, offset: Tensor | None = None) -> Problem:
     """What every attempt optimises against: data term, loss terms, the (fast) prior, R's timesteps and noise."""
     timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
-    noise = [draw_seeds(shape, generator, y.device) for _ in timesteps] if config.eta > 0 else None
+    noise = [draw_seeds(prior.seed_shape(shape), generator, y.device) for _ in timesteps] if config.eta > 0 else None
     return Problem(
         data=DataFidelity(y, operator), terms=terms,
         prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
         timesteps=timesteps, noise=noise, config=config,
-        offset=None if offset is None else offset.to(device=y.device, dtype=torch.float32),
         reference=None if reference is None else reference.to(device=y.device, dtype=torch.float32),
+        on_iterate=on_iterate, frame_shape=shape,
+        offset=None if offset is None else offset.to(device=y.device, dtype=torch.float32),
     )
 
 

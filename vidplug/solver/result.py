@@ -28,6 +28,7 @@ class SolveResult:
     notes: list[str] = field(default_factory=list)  # human-readable events (divergence, fallbacks)
     oracle_psnr: list[float] | None = None  # ORACLE: per-iteration mean frame PSNR (dB) vs reference; never used
     es_variance: list[float] | None = None  # ES-WMV windowed variance per iteration (NaN until the window fills)
+    es_stop_iteration: int | None = None  # iteration at which ES-WMV's rule fired (None: it never did)
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no tensors; NaN/inf in the curves become None, which strict JSON can hold)."""
