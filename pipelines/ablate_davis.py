@@ -3,8 +3,8 @@
 
     python pipelines/ablate_davis.py --davis ROOT --out DIR [KEY=VALUE ...]
 
-The full method is configs/tasks/sr4.yaml; each row is one of configs/ablation/*.yaml (or the shared-seeds / baseline
-change); first 16 frames at 256x256; DiffPIR with 50 steps. Extra ``KEY=VALUE`` arguments are config overrides of the
+The full method is configs/tasks/sr4.yaml; the rows are listed, in order, by configs/ablation/table.yaml, one
+runnable config file each beside it; first 16 frames at 256x256; DiffPIR with 50 steps. Extra ``KEY=VALUE`` arguments are config overrides of the
 full method (e.g. ``prior.name=adm-imagenet256 device=cuda``). Resumable: rerun the same command.
 """
 

@@ -282,3 +282,28 @@ def test_unknown_task_and_option_errors():
     with pytest.raises(VidplugError, match="has no option kernel_size; its options: ratio, mask"):
         build_operator("inpaint", 2, (16, 16), kernel_size=3)
     assert task_options("sr") == {"factor": 4}
+
+
+@pytest.mark.parametrize(("task", "size", "opts", "out_hw"), CASES, ids=IDS)
+def test_task_geometry_is_what_the_built_operator_answers(task, size, opts, out_hw):
+    from vidplug.physics import task_geometry
+
+    op = build_operator(task, T, size, **opts)
+    geometry = task_geometry(task, **opts)
+    assert (geometry.context, geometry.scale) == (op.context, op.scale)
+    assert size[0] // geometry.scale == out_hw[0]
+
+
+def test_noise_is_a_separate_model_applied_once():
+    from vidplug.physics import GaussianNoise
+
+    x = video((32, 32))
+    quiet = build_operator("temporal+deblur", T, (32, 32), kernel_size=9, noise_sigma=0.0, seed=3)
+    noisy = build_operator("temporal+deblur", T, (32, 32), kernel_size=9, noise_sigma=0.2, seed=3)
+    assert all(part.noise_model is None for part in noisy.parts)  # the parts are noiseless: no zero-and-re-add
+    expected = GaussianNoise(0.2, seed=3)(quiet.A(x), range(T))
+    torch.testing.assert_close(noisy(x), expected)
+    calls = []
+    custom = build_operator("sr4", T, (32, 32), noise_model=lambda y, idx, g=None: calls.append(list(idx)) or y)
+    torch.testing.assert_close(custom(x), custom.A(x))
+    assert calls == [list(range(T))] and custom.noise_sigma == 0.0

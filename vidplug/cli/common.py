@@ -45,7 +45,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set solver.lr=0.005 (repeatable)")
     g.add_argument("--task", default=None, help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
-    g.add_argument("--prior", default=None, help="tiny | adm-imagenet256 | adm-ffhq256 | hub id | directory | .pt")
+    g.add_argument("--prior", default=None, help="tiny | adm-imagenet256 | adm-ffhq256 | hub id | directory | .pt; "
+                   "configs/priors/NAME.yaml, when present, sets its recommended solver settings")
     g.add_argument("--method", default=None, choices=typing.get_args(Method),
                    help="dmplug, the bicubic/pseudo-inverse baseline, or per-frame DiffPIR")
     g.add_argument("--iters", type=int, default=None, help="maximum iterations per chunk")

@@ -37,16 +37,11 @@ def upsample_nearest(frames: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class WebVideoWriter(VideoWriter):
-    """:class:`vidplug.io.VideoWriter` for report videos: even sizes (padded), yuv420p, faststart, CRF 12."""
+    """:class:`vidplug.io.VideoWriter` for report videos: even sizes (padded), so yuv420p, at CRF 12. (The writer
+    already puts an MP4's index first, "faststart", so a browser can seek before the whole file has arrived.)"""
 
     def __init__(self, path: str | Path, fps: float, overwrite: bool = True) -> None:
         super().__init__(path, fps=fps, overwrite=overwrite, crf=WEB_CRF)
-
-    def _open_stream(self, h: int, w: int) -> None:
-        super()._open_stream(h, w)
-        # the mp4 muxer reads its options when it writes the header, at the first packet: the index goes first,
-        # so a browser can seek before the whole file has arrived
-        self._container.options["movflags"] = "+faststart"
 
     def write(self, frames: Tensor) -> None:
         super().write(pad_even(frames))
