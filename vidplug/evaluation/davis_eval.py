@@ -127,7 +127,7 @@ def evaluate_davis(
         sequences: names to run (default: every sequence of ``split``, else every sequence under ``root``).
         split: a file listing sequence names, or a DAVIS split name (DAVIS default: ``val``).
         read: frame selection for every sequence (start, end, stride, max_frames, size), e.g.
-            ``{"max_frames": 16, "size": 256}``.
+            ``{"max_frames": 16, "size": 256}``; it replaces ``cfg.read`` (None = ``cfg.read``).
         overwrite: discard results of a previous run in ``out_dir`` (needed when the settings changed).
         models: prebuilt networks shared between runs (built from ``cfg`` when None).
         chunk_solver: the method's chunk solver with non-default settings (e.g. DiffPIR's), see
@@ -143,7 +143,8 @@ def evaluate_davis(
     """
     t_start = time.time()
     root, out_dir = Path(root).expanduser(), Path(out_dir)
-    read = {k: v for k, v in (read or {}).items() if v is not None}
+    cfg = cfg.with_read(read)
+    read = cfg.read.kwargs()
     dataset = resolve_dataset(root, sequences=sequences, split=split, resolution=resolution)  # bad names fail here
     if read.get("size") is None:
         check_one_size(dataset)  # before anything is written

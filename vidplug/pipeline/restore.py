@@ -77,7 +77,7 @@ def restore_video(
         source: the observation, or with ``simulate`` the clean video (degraded here with the task's operator).
         cfg: resolved configuration (checked when it was loaded).
         mask: inpainting mask video/folder (white = observed) for real (non-simulated) inpainting observations.
-        read: frame selection for the reader (start, end, stride, max_frames, size).
+        read: frame selection for the reader (start, end, stride, max_frames, size); None = ``cfg.read``.
         report_path: JSON report (settings, timings, chosen iterations; metrics when simulated).
         side_by_side: optional labelled side-by-side video: observation | restored (| ground truth).
         keep_frames: also return the restored frames in memory (small videos, tests).
@@ -100,7 +100,9 @@ def restore_video(
     so a resumed run reproduces an uninterrupted one, and a multi-process run a single-process one.
     """
     t_start = time.time()
-    source, out, read = Path(source), Path(out), dict(read or {})
+    source, out = Path(source), Path(out)
+    cfg = cfg.with_read(read)  # an explicit ``read`` replaces the config's read: section (saved with the output)
+    read = cfg.read.kwargs()
     solver = chunk_solver or get_method(cfg.method)
     check_inputs(source, out, mask)
     check_outputs([out, config_path_for(out), Path(report_path) if report_path else None,
