@@ -117,10 +117,11 @@ class ReadConfig:
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the frame readers (``start``, ``end``, ``stride``, ``max_frames``, ``size`` as S or
-        (H, W)); unset entries are left out."""
+        (H, W)); entries at their defaults (the readers' own) are left out, so ``{"max_frames": 16}`` reads back
+        as it was given (run settings compared on resume stay the same)."""
         out = {"start": self.start, "end": self.end, "stride": self.stride, "max_frames": self.max_frames,
                "size": tuple(self.size) if isinstance(self.size, list) else self.size}
-        return {k: v for k, v in out.items() if v is not None}
+        return {k: v for k, v in out.items() if v != getattr(ReadConfig, k)}
 
 
 def parse_size(size: Any) -> int | list[int] | None:

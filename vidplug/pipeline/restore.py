@@ -113,8 +113,7 @@ def restore_video(
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
     models = models or Models(cfg, run.device)
-    chunk_size = cfg.chunk.size or _auto_chunk_size(run, models)
-    chunks = plan_chunks(run.n, chunk_size, min(cfg.chunk.overlap, chunk_size - 1), run.ctx)
+    chunks = _plan(run, models)
     mine = [c for c in chunks if c.index % world_size == rank and not store.has(c.index)]
     computed = solve_chunks(run, mine, store, models, mask, solver, progress, on_chunk_saved)
     distributed.barrier()
@@ -176,6 +175,13 @@ def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models:
     store.finish()
     kept = sink.kept()
     return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)
+
+
+def _plan(run: RunInputs, models: Models) -> list:
+    """The run's chunks: ``chunk.size`` frames (0 = auto) sharing ``chunk.overlap`` frames, with the operator's
+    temporal context."""
+    chunk_size = run.cfg.chunk.size or _auto_chunk_size(run, models)
+    return plan_chunks(run.n, chunk_size, min(run.cfg.chunk.overlap, chunk_size - 1), run.ctx)
 
 
 def _open_store(out: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bool, rank: int) -> ChunkStore:
