@@ -45,10 +45,12 @@ from benchmarks.common import (
     count_flops,
     env_line,
     environment,
+    frame_channels,
     load_bench_prior,
     markdown_table,
     parse_list,
     parse_size,
+    seed_shape,
 )
 from benchmarks.memory_estimate import (
     SolverStep,
@@ -74,9 +76,13 @@ log = logging.getLogger("benchmarks.bench_memory")
 GIB = 2**30
 
 
-def modes(micro_batches: list[int]) -> list[tuple[str, bool, int]]:
-    """(name, checkpoint, micro_batch) of every memory mode: whole chunk first, then each micro-batch size m."""
+def modes(micro_batches: list[int], latent: bool = False) -> list[tuple[str, bool | str, int]]:
+    """(name, checkpoint, micro_batch) of every memory mode: whole chunk first, then each micro-batch size m.
+    A latent prior adds decoder checkpointing alone (checkpoint ``"decoder"``); its per-step checkpointing covers
+    the decoder too."""
     out = [("plain", False, 0), ("checkpoint", True, 0)]
+    if latent:
+        out.insert(1, ("checkpoint decoder", "decoder", 0))
     for m in micro_batches:
         out += [(f"micro-batch {m}", False, m), (f"micro-batch {m} + checkpoint", True, m)]
     return out
@@ -91,15 +97,17 @@ def gib(n: float | None) -> float | None:
 
 
 def flop_table(prior, size: tuple[int, int], steps_list: list[int], fake) -> dict[str, Any]:
-    """FLOPs of one network forward (batch 1) and model FLOPs per frame-iteration (T = 1, fp32, no checkpoint)."""
-    c, (h, w) = prior.channels, size
-    data = fake_sr_data(1, size, c, fake)
+    """FLOPs of one network forward (batch 1; a latent prior's decoder apart) and model FLOPs per frame-iteration
+    (T = 1, fp32, no checkpoint)."""
+    data = fake_sr_data(1, size, frame_channels(prior), fake)
     with fake:
-        z = torch.randn((1, c, h, w))  # (1, C, H, W) one frame's seed
+        z = torch.randn(seed_shape(prior, 1, size))  # (1, C, H, W) one frame's seed (latent: (1, 4, H/8, W/8))
         with torch.no_grad():
             forward = count_flops(lambda: prior.eps(z, 500))
-        per_iter = {k: count_flops(SolverStep(prior, data, z, steps=k, autocast_dtype=None)) for k in steps_list}
-    return {"forward": forward, "per_frame_iteration": per_iter}
+            decoder = count_flops(lambda: prior.decode_frames(z, size)) if prior.latent else 0
+        per_iter = {k: count_flops(SolverStep(prior, data, z, steps=k, autocast_dtype=None, size=size))
+                    for k in steps_list}
+    return {"forward": forward, "decoder": decoder, "per_frame_iteration": per_iter}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -108,29 +116,30 @@ def flop_table(prior, size: tuple[int, int], steps_list: list[int], fake) -> dic
 
 def saved_table(prior, cuda_prior, size: tuple[int, int], steps: int, dtype: str, fake) -> dict[str, Any]:
     """Saved-activation bytes of R (all K steps) and of one DDIM step, per frame and fixed, from T = 1 and 2."""
-    c, (h, w) = prior.channels, size
     ts = ddim_timesteps(steps, prior.num_train_timesteps)
     ac = AUTOCAST[AUTOCAST_OF[dtype]]
     policies = {"cpu": prior} if ac is None else {"cpu": prior, "cuda": cuda_prior}
     out: dict[str, Any] = {}
     for policy, p in policies.items():
         with fake, cuda_autocast_without_gpu():
-            z = torch.randn((2, c, h, w), device=policy)  # (2, C, H, W) seeds
-            for graph, timesteps in (("R", ts), ("step", ts[:1])):
-                fit = affine_in_frames({n: saved_bytes_of_r(p, z[:n], timesteps, ac) for n in (1, 2)})
+            z = torch.randn(seed_shape(prior, 2, size), device=policy)  # (2, C, H, W) seeds
+            graphs = [("R", ts, False), ("step", ts[:1], False)]  # latent: "step" includes the decoder
+            if prior.latent:
+                graphs.append(("R, decoder checkpointed", ts, True))
+            for graph, timesteps, dec in graphs:
+                fit = affine_in_frames({n: saved_bytes_of_r(p, z[:n], timesteps, ac, size, dec) for n in (1, 2)})
                 out[f"{policy}_{graph}"] = {"per_frame_bytes": fit.per_frame_bytes, "fixed_bytes": fit.fixed_bytes}
     return out
 
 
-def make_step(prior, fake, size: tuple[int, int], frames: int, *, steps: int, dtype: str, checkpoint: bool,
+def make_step(prior, fake, size: tuple[int, int], frames: int, *, steps: int, dtype: str, checkpoint: bool | str,
               micro_batch: int) -> SolverStep:
     """A fake iteration of ``frames`` frames."""
-    c, (h, w) = prior.channels, size
-    data = fake_sr_data(frames, size, c, fake)
+    data = fake_sr_data(frames, size, frame_channels(prior), fake)
     with fake:
-        z = torch.randn((frames, c, h, w))  # (T, C, H, W) seeds
+        z = torch.randn(seed_shape(prior, frames, size))  # (T, C, H, W) seeds
         return SolverStep(prior, data, z, steps=steps, autocast_dtype=AUTOCAST[AUTOCAST_OF[dtype]],
-                          checkpoint=checkpoint, micro_batch=micro_batch)
+                          checkpoint=checkpoint, micro_batch=micro_batch, size=size)
 
 
 def simulate(prior, fake, size: tuple[int, int], frames: int, **kw) -> dict[str, Any]:
@@ -206,11 +215,11 @@ def memory_rows(prior, cuda_prior, fake, size, *, steps, dtypes, chunks, micro, 
     for dtype in dtypes:
         saved = saved_table(prior, cuda_prior, size, steps, dtype, fake)
         whole: dict[bool, Lines] = {}  # checkpoint -> lines without micro-batching (used for T <= m)
-        for mode, ckpt, m in modes(micro):
+        for mode, ckpt, m in modes(micro, prior.latent):
             simulated, sims, error = simulated_lines(prior, fake, size, steps=steps, dtype=dtype, checkpoint=ckpt,
                                                      micro_batch=m, check=None if m else max(big, 3),
                                                      progress=progress)
-            graph = "step" if ckpt else "R"
+            graph = {True: "step", False: "R"}.get(ckpt, "R, decoder checkpointed")
             lines = with_cuda_policy(simulated, saved, graph, m)
             if not m:
                 whole[ckpt] = lines
@@ -228,7 +237,7 @@ def memory_rows(prior, cuda_prior, fake, size, *, steps, dtypes, chunks, micro, 
                 "dtype": dtype, "mode": mode, "checkpoint": ckpt, "micro_batch": m,
                 "autocast_policy": None if dtype == "fp32" else "cuda: cpu simulation + saved-bytes difference",
                 "frames_in_graph": f"min(T, {m})" if m else "T",
-                "saved_graph": "one DDIM step (+ step inputs)" if ckpt else f"R(z), {steps} steps",
+                "saved_graph": "one DDIM step (+ step inputs)" if ckpt is True else f"{graph}, {steps} steps",
                 "saved_gib_per_frame": gib(shown["per_frame_bytes"]), "saved_fixed_gib": gib(shown["fixed_bytes"]),
                 "saved": saved, "simulated": {str(t): v for t, v in sims.items()},
                 "phase_lines": {k: {"fixed_bytes": v.fixed_bytes, "per_frame_bytes": v.per_frame_bytes}
@@ -251,20 +260,21 @@ def measure_both(real, fprior, fake, size: tuple[int, int], frames: int, device:
     """One iteration's bytes by the estimate (fake tensors) and by a real run on ``device``: the same live-byte
     counter, and the measured peak rise (``PeakMemory``: RSS on CPU, the CUDA allocator on a GPU), each after one
     warm-up iteration (Adam state, library caches)."""
-    c, (h, w) = real.channels, size
+    c = frame_channels(real)
     data = fake_sr_data(frames, size, c, fake)
     with fake:
-        z = torch.randn((frames, c, h, w))  # (T, C, H, W) seeds
+        z = torch.randn(seed_shape(real, frames, size))  # (T, C, H, W) seeds
         m = kw["micro_batch"]
         in_graph = m if 0 < m < frames else frames  # frames in R's graph at once
         ts = ddim_timesteps(kw["steps"], real.num_train_timesteps)
-        saved = saved_bytes_of_r(fprior, z[:in_graph], ts[:1] if kw["checkpoint"] else ts, kw["autocast_dtype"])
-        estimate = iteration_peak(SolverStep(fprior, data, z, **kw), warmup=1)
+        saved = saved_bytes_of_r(fprior, z[:in_graph], ts[:1] if kw["checkpoint"] is True else ts,
+                                 kw["autocast_dtype"], size, kw["checkpoint"] == "decoder")
+        estimate = iteration_peak(SolverStep(fprior, data, z, size=size, **kw), warmup=1)
     data = sr_data(frames, size, c)
     data.y, data.operator = data.y.to(device), data.operator.to(device)
-    z = torch.randn((frames, c, h, w), generator=torch.Generator().manual_seed(0)).to(device)
+    z = torch.randn(seed_shape(real, frames, size), generator=torch.Generator().manual_seed(0)).to(device)
     mem = PeakMemory(device)
-    measured = iteration_peak(SolverStep(real, data, z, **kw), warmup=1, around=mem)
+    measured = iteration_peak(SolverStep(real, data, z, size=size, **kw), warmup=1, around=mem)
     return {"saved": saved, "estimate": estimate["peak_rise_bytes"], "real_live": measured["peak_rise_bytes"],
             "measured": mem.delta_bytes, "method": mem.method}
 
@@ -277,7 +287,7 @@ def validation_rows(name: str, size: tuple[int, int], frames: int, device: torch
     counts = (max(frames // 2, 1), frames)
     rows = []
     for dtype in dtypes:
-        for mode, ckpt, m in modes([micro]):
+        for mode, ckpt, m in modes([micro], real.latent):
             kw = {"steps": steps, "autocast_dtype": AUTOCAST[AUTOCAST_OF[dtype]], "checkpoint": ckpt, "micro_batch": m}
             at = {}
             for t in counts:
@@ -322,7 +332,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fake = fake_mode()
     prior, cuda_prior = fake_prior(args.prior, fake), fake_prior(args.prior, fake, "cuda")
     params = sum(p.numel() for p in prior.parameters())
-    n_sims = len(dtypes) * (2 * 3 + len(micro) * 2 * 2) + (0 if args.no_validate else len(dtypes) * 4 * 2)
+    n_whole = 3 if prior.latent else 2  # whole-chunk modes, 3 simulations each; micro-batched ones: 2 each
+    n_sims = len(dtypes) * (n_whole * 3 + len(micro) * 2 * 2) + (0 if args.no_validate else len(dtypes) * 4 * 2)
     with tqdm(total=n_sims, desc="bench_memory", disable=args.quiet) as progress:
         flops = flop_table(prior, size, flop_steps, fake)
         plain_flops = flops["per_frame_iteration"].get(args.steps) or flop_table(
@@ -356,8 +367,8 @@ def report(result: dict[str, Any], note: str | None) -> str:
     s, f, env = result["settings"], result["flops"], result["environment"]
     h, w = s["size_hw"]
     peak, mfu = s["peak_tflops"] * 1e12, s["mfu"]
-    fwd = f["forward"]
-    flop_rows = [{"steps": k, "tflop": v / 1e12, "bwd_over_fwd": (v - int(k) * fwd) / (int(k) * fwd),
+    fwd, dec = f["forward"], f.get("decoder", 0)  # the decoder runs once per R (latent priors)
+    flop_rows = [{"steps": k, "tflop": v / 1e12, "bwd_over_fwd": (v - int(k) * fwd - dec) / (int(k) * fwd + dec),
                   "at_peak": peak / v, "at_mfu": mfu * peak / v} for k, v in f["per_frame_iteration"].items()]
     mem_rows = [{**r, **{f"peak_{t}": v for t, v in r["peak_gib"].items()},
                  "largest": str(r["largest_frames"]) if r["largest_frames"] < s["max_frames"] else f">= {s['max_frames']}",
@@ -370,11 +381,12 @@ def report(result: dict[str, Any], note: str | None) -> str:
         "",
         env_line(env) + f" (the {env['device_type'].upper()} ran only the validation).",
         f"One network forward at {h}x{w}: **{fwd / 1e12:.3f} TFLOP** ({fwd / 2e12:.3f} T multiply-adds; "
-        f"FlopCounterMode counts 2 FLOPs per multiply-add). Weights: {gib(result['parameter_bytes']):.2f} GiB fp32. "
-        f"Ideal rates at {s['peak_tflops']:g} TFLOP/s peak.",
+        f"FlopCounterMode counts 2 FLOPs per multiply-add)"
+        + (f"; the VAE decoder, once per R(z): **{dec / 1e12:.3f} TFLOP**" if dec else "")
+        + f". Weights: {gib(result['parameter_bytes']):.2f} GiB fp32. Ideal rates at {s['peak_tflops']:g} TFLOP/s peak.",
         "",
         markdown_table(flop_rows, [
-            ("steps", "K", ""), ("tflop", "model TFLOP / frame-it (K fwd + bwd)", ".2f"),
+            ("steps", "K", ""), ("tflop", "model TFLOP / frame-it (K fwd" + (" + decoder" if dec else "") + " + bwd)", ".2f"),
             ("bwd_over_fwd", "backward / forward", ".2f"),
             ("at_peak", "frame-it/s at 100% MFU", ".1f"), ("at_mfu", f"frame-it/s at {mfu:.0%} MFU", ".1f")]),
         "",

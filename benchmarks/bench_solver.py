@@ -38,12 +38,14 @@ from benchmarks.common import (
     count_flops,
     env_line,
     environment,
+    frame_channels,
     load_bench_prior,
     markdown_table,
     mib,
     parse_list,
     parse_size,
     peak_matmul_flops,
+    seed_shape,
     time_calls,
 )
 from vidplug.errors import VidplugError
@@ -75,18 +77,19 @@ class SolverIteration:
     def __init__(self, prior: DiffusionPrior, frames: int, size: tuple[int, int], device: torch.device, *,
                  steps: int, dtype: str, checkpoint: bool, compile: bool, channels_last: bool = False,
                  micro_batch: int = 0, seed: int = 0) -> None:
-        c, (h, w) = prior.channels, size
+        c, (h, w) = frame_channels(prior), size
         g = torch.Generator().manual_seed(seed)
         op = build_operator("sr4", frames, (h, w), seed=seed, channels=c).to(device)
         clean = torch.rand((frames, c, h, w), generator=g).to(device)  # content does not change the cost
         with torch.no_grad():
             self.data = DataFidelity(op(clean), op)
-        self.seeds = make_seeds((frames, c, h, w), mode="independent", generator=g, device=device)
+        # (T, C, H, W) seeds; a latent prior's are (T, 4, H/8, W/8)
+        self.seeds = make_seeds(seed_shape(prior, frames, size), mode="independent", generator=g, device=device)
         self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
         self.prior = fast_prior(prior, compile=compile, channels_last=channels_last)
         self.micro_batch = micro_batch
         self.reverse = reverse_fn(self.prior, ddim_timesteps(steps, prior.num_train_timesteps), checkpoint=checkpoint,
-                                  autocast_dtype=AUTOCAST[AUTOCAST_OF[dtype]])
+                                  autocast_dtype=AUTOCAST[AUTOCAST_OF[dtype]], size=size)
         self.iteration = 0
 
     def __call__(self) -> None:

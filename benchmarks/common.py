@@ -29,7 +29,7 @@ from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
-BENCH_PRIORS = ("tiny", "tiny-random", "adm-random")
+BENCH_PRIORS = ("tiny", "tiny-random", "adm-random", "sd15-random", "latent-tiny-random")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTOCAST_OF = {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}  # bench dtype -> SolverConfig.autocast
 
@@ -210,12 +210,23 @@ class PeakMemory:
 # priors
 
 
+def frame_channels(prior: DiffusionPrior) -> int:
+    """Channels of the frames a prior restores (a latent prior's seeds have others: its latent channels)."""
+    return 3 if prior.latent else prior.channels
+
+
+def seed_shape(prior: DiffusionPrior, frames: int, size: tuple[int, int]) -> tuple[int, ...]:
+    """(T, C, H, W) seeds of ``frames`` frames of ``size``: pixels, or (T, 4, H/8, W/8) latents."""
+    return prior.seed_shape((frames, frame_channels(prior), *size))
+
+
 def load_bench_prior(name: str, device: torch.device, seed: int = 0) -> DiffusionPrior:
     """A frozen prior for benchmarking.
 
     ``tiny``: the bundled trained prior (``load_prior("tiny")``). ``tiny-random``: the same architecture
     (``vidplug.prior.train.build_unet`` with default ``TrainConfig``) with random weights, for speed and mechanics.
     ``adm-random``: ADM-256 (deepinv ``DiffUNet(large_model=True)``, the ImageNet model's shape) with random weights.
+    ``sd15-random`` / ``latent-tiny-random``: latent priors (:mod:`benchmarks.latent_priors`).
     On the ``meta`` device the random-weight networks are built there directly (shapes only: no memory, no init).
     """
     torch.manual_seed(seed)  # the random-weight priors are initialised by torch's global generator
@@ -242,6 +253,10 @@ def load_bench_prior(name: str, device: torch.device, seed: int = 0) -> Diffusio
         prior = DiffusionPrior(net, linear_alphas_cumprod(1000), name="adm-random", multiple=ADM_MULTIPLE,
                                native_size=256)
         return prior.freeze().to(device)
+    if name in ("sd15-random", "latent-tiny-random"):  # Stable Diffusion 1.5's shape / a tiny latent prior
+        from benchmarks.latent_priors import random_latent_prior
+
+        return random_latent_prior(name, device)
     raise VidplugError(f"unknown benchmark prior '{name}'; use one of: {', '.join(BENCH_PRIORS)}")
 
 

@@ -80,10 +80,29 @@ def cuda_autocast_without_gpu() -> Iterator[None]:
 
     ``torch.autocast`` disables itself when CUDA is unavailable and asks the device whether it supports bf16; both
     answers are given here instead. Only for fake tensors: nothing may run on a device inside.
+
+    Attention: without a GPU, ``scaled_dot_product_attention`` on CUDA tensors can only choose its math kernel, which
+    saves the (N x N) attention matrices (SD 1.5 at 512x512: about 0.5 GB per attention layer per frame); a GPU runs
+    a fused kernel that saves O(N). It is replaced here by the memory-efficient kernel's op, as a GPU would run it.
     """
     with mock.patch("torch.cuda.amp.common.amp_definitely_not_available", return_value=False), \
-            mock.patch("torch.cuda.is_bf16_supported", return_value=True):
+            mock.patch("torch.cuda.is_bf16_supported", return_value=True), \
+            mock.patch("torch.nn.functional.scaled_dot_product_attention", _fused_attention):
         yield
+
+
+_SDPA = torch.nn.functional.scaled_dot_product_attention
+
+
+def _fused_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                     scale: float | None = None, **kwargs) -> Tensor:
+    """SDPA as a GPU runs it (the memory-efficient kernel) for CUDA tensors without a mask or dropout; else as is."""
+    if q.device.type != "cuda" or attn_mask is not None or dropout_p or is_causal or kwargs:
+        return _SDPA(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kwargs)
+    if torch.is_autocast_enabled("cuda"):  # the fused op is not on autocast's lists: cast as SDPA would be
+        dtype = torch.get_autocast_dtype("cuda")
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    return torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, True, scale=scale)[0]
 
 
 def sr_data(frames: int, size: tuple[int, int], channels: int = 3, seed: int = 0) -> DataFidelity:
@@ -209,18 +228,22 @@ class SolverStep:
         z (Tensor): (T, C, H, W) initial seeds on the prior's device.
         steps: DDIM steps K.
         autocast_dtype: None (fp32) or e.g. ``torch.bfloat16`` (``SolverConfig.autocast``).
-        checkpoint: recompute each DDIM step's activations in backward (``SolverConfig.checkpoint``).
+        checkpoint: recompute each DDIM step's activations in backward (``SolverConfig.checkpoint``; a latent
+            prior's decoder too); ``"decoder"``: only the decoder's (``SolverConfig.checkpoint_decoder``).
+        size: (H, W) of the frames (a latent prior's decoder output is cropped to it).
         micro_batch: 0, or m: when m < T, R runs without grad m frames at a time, dLoss/dx is taken, then R is
             recomputed with grad m frames at a time and back-propagated slice by slice (``solver.micro_batch``, run
             by the solver's own ``backprop_through_r``).
     """
 
     def __init__(self, prior: DiffusionPrior, data: DataFidelity, z: Tensor, *, steps: int,
-                 autocast_dtype: torch.dtype | None, checkpoint: bool = False, micro_batch: int = 0) -> None:
+                 autocast_dtype: torch.dtype | None, checkpoint: bool | str = False, micro_batch: int = 0,
+                 size: tuple[int, int] | None = None) -> None:
         self.prior, self.data = prior, data
         self.seeds = IndependentSeeds(z)
         self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
-        self.reverse = reverse_fn(prior, ddim_timesteps(steps, prior.num_train_timesteps), checkpoint=checkpoint,
+        self.reverse = reverse_fn(prior, ddim_timesteps(steps, prior.num_train_timesteps),
+                                  checkpoint=checkpoint is True, checkpoint_decoder=bool(checkpoint), size=size,
                                   autocast_dtype=autocast_dtype)  # the solver's R: (n, C, H, W) frames
         self.micro_batch = micro_batch
         self.iteration = 0
@@ -291,15 +314,18 @@ def iteration_peak(step: SolverStep, warmup: int = 0,
 
 
 def saved_bytes_of_r(prior: DiffusionPrior, z: Tensor, timesteps: list[int],
-                     autocast_dtype: torch.dtype | None) -> int:
-    """Bytes autograd saves for backward through ``R(z)`` over ``timesteps`` (no checkpointing), weights excluded.
+                     autocast_dtype: torch.dtype | None, size: tuple[int, int] | None = None,
+                     checkpoint_decoder: bool = False) -> int:
+    """Bytes autograd saves for backward through ``R(z)`` over ``timesteps`` (no checkpointing, except a latent
+    prior's decoder with ``checkpoint_decoder``: then its input only), weights excluded.
 
     Args:
         z (Tensor): (T, C, H, W) seeds; a leaf that requires grad is made from it.
     """
     z = z.detach().requires_grad_()
     with SavedTensorBytes(exclude=[*prior.parameters(), *prior.buffers()]) as saved:
-        reverse_to_unit(z, prior, timesteps, autocast_dtype=autocast_dtype)
+        reverse_to_unit(z, prior, timesteps, autocast_dtype=autocast_dtype, size=size,
+                        checkpoint_decoder=checkpoint_decoder)
     return saved.bytes
 
 

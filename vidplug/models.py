@@ -27,7 +27,8 @@ class Models:
         if method.needs_prior:
             from vidplug.prior import load_prior
 
-            self.prior = load_prior(cfg.prior.name, device=device)
+            self.prior = load_prior(cfg.prior.name, device=device, prompt=cfg.prior.prompt,
+                                    guidance=cfg.prior.guidance)
         cons = cfg.consistency
         if method.uses_consistency and cons.semantic_weight > 0:
             from vidplug.consistency.semantic import load_clip_encoder

@@ -52,6 +52,7 @@ class WeightSpec:
     cache_dir: object = field(default=vidplug_cache, compare=False)  # callable -> Path
     sha256: str | None = None
     approx_bytes: int | None = None  # for messages when the exact size is not pinned (downloads not size-checked)
+    hf_repo: str | None = None  # a Hugging Face Hub repository: fetched into the HF cache by huggingface_hub
 
     @property
     def path(self) -> Path:
@@ -84,8 +85,8 @@ def catalog() -> dict[str, WeightSpec]:
     """All registered weights, importing the modules that declare them."""
     import importlib
 
-    for module in ("vidplug.prior.registry", "vidplug.consistency.flow", "vidplug.consistency.semantic",
-                   "vidplug.metrics.lpips"):
+    for module in ("vidplug.prior.registry", "vidplug.prior.latent_hub", "vidplug.consistency.flow",
+                   "vidplug.consistency.semantic", "vidplug.metrics.lpips"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError:
@@ -119,8 +120,17 @@ def require(spec: WeightSpec, allow_download: bool | None = None) -> Path:
 
 
 def download(spec: WeightSpec) -> Path:
-    """Download ``spec`` to its cache path atomically, verifying size and checksum when known."""
+    """Download ``spec`` to its cache path atomically, verifying size and checksum when known (a Hub file: into the
+    Hugging Face cache, by huggingface_hub)."""
     import urllib.error
+
+    if spec.hf_repo is not None:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            return Path(hf_hub_download(spec.hf_repo, spec.filename))
+        except OSError as exc:
+            raise MissingWeightsError(f"{spec.missing_message()} (download failed: {type(exc).__name__})") from exc
 
     import torch.hub
 

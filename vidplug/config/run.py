@@ -53,7 +53,9 @@ class TaskConfig:
 
 @dataclass
 class PriorConfig:
-    name: str = "tiny"  # tiny | adm-imagenet256 | adm-ffhq256 | hub id | local directory | .pt file
+    name: str = "tiny"  # tiny | adm-imagenet256 | adm-ffhq256 | sd15 | sd-turbo | hub id | local directory | .pt file
+    prompt: str = ""  # latent (Stable Diffusion) priors: text the UNet is conditioned on, embedded once per run
+    guidance: float = 1.0  # latent priors: classifier-free guidance scale; 1 = off, > 1 doubles the UNet's cost
 
 
 @dataclass

@@ -55,6 +55,8 @@ class EpsDenoiser(nn.Module):
 
     def __init__(self, prior: DiffusionPrior):
         super().__init__()
+        if prior.latent:
+            raise VidplugError(f"the DiffPIR baseline denoises pixels and needs a pixel-space prior, not '{prior.name}'")
         self.prior = prior
         ab = prior.alphas_cumprod.double().cpu()
         # noise std of x_t / sqrt(alpha_bar_t) on the model's [-1, 1] scale, per training timestep (increasing in t)

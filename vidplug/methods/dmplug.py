@@ -58,8 +58,9 @@ class DMPlugMethod:
             z0 = inversion_seeds(init, models.prior, cfg.solver.num_steps, cfg.solver.spacing)
         else:
             frames = range(chunk.window_start, chunk.window_stop)
-            z0 = initial_seeds(tuple(init.shape[1:]), frames, cfg.seed).to(init.device)
+            seed_shape = models.prior.seed_shape(tuple(init.shape))[1:]  # (C, H, W) pixels, (4, H/8, W/8) latents
+            z0 = initial_seeds(seed_shape, frames, cfg.seed).to(init.device)
         result = solve(y[lo:hi], CroppedOperator(op, lo, hi), models.prior, cfg.solver, extra_terms=terms, z_init=z0,
-                       reference=reference, progress=progress, desc=f"chunk {chunk.index}",
-                       on_iterate=self.on_iterate)
+                       frame_shape=tuple(init.shape), reference=reference, progress=progress,
+                       desc=f"chunk {chunk.index}", on_iterate=self.on_iterate)
         return result.frames, result.to_dict(), result.z

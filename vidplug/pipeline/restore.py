@@ -110,9 +110,9 @@ def restore_video(
     rank, world_size = distributed.world() if use_distributed else (0, 1)
     run = _open_run(cfg, source, read, simulate, mask, world_size)
     source_media = source_output_media(source, out, selected_indices(run.info, read), audio)  # bad copy fails here
+    models = models or Models(cfg, run.device)  # first: missing weights must leave nothing behind (no work folder)
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
-    models = models or Models(cfg, run.device)
     chunks = _plan(run, models)
     mine = [c for c in chunks if c.index % world_size == rank and not store.has(c.index)]
     computed = solve_chunks(run, mine, store, models, mask, solver, progress, on_chunk_saved)

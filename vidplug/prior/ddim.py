@@ -25,7 +25,7 @@ import torch.utils.checkpoint
 from torch import Tensor
 
 from vidplug.errors import VidplugError
-from vidplug.prior.base import DiffusionPrior, to_unit_range
+from vidplug.prior.base import DiffusionPrior, split_prediction
 
 SPACINGS = ("leading", "trailing", "linspace")
 
@@ -109,9 +109,26 @@ def ddim_reverse(
     return x
 
 
-def reverse_to_unit(z: Tensor, prior: DiffusionPrior, timesteps: Sequence[int], **kwargs) -> Tensor:
-    """:func:`ddim_reverse` mapped to frames: (N, C, H, W) in [0, 1] (nominally; not clamped). Same keywords."""
-    return to_unit_range(ddim_reverse(z, prior, timesteps, **kwargs))
+def reverse_to_unit(
+    z: Tensor,
+    prior: DiffusionPrior,
+    timesteps: Sequence[int],
+    *,
+    size: tuple[int, int] | None = None,
+    checkpoint_decoder: bool | None = None,
+    **kwargs,
+) -> Tensor:
+    """R(z): :func:`ddim_reverse` mapped to frames (N, 3, H, W) in [0, 1] (nominally; not clamped).
+
+    A pixel prior's clean sample is the frame. A latent prior decodes it (``prior.decode_frames``: the VAE decoder,
+    cropped to ``size = (H, W)``), so R(z) = D(DDIM_K(z)); ``checkpoint_decoder`` recomputes the decoder's
+    activations in the backward pass (None: follow ``checkpoint``). ``autocast_dtype`` covers the decoder too.
+    Other keywords as :func:`ddim_reverse`.
+    """
+    x0 = ddim_reverse(z, prior, timesteps, **kwargs)  # (N, C, h, w) clean sample (pixels or latents)
+    if checkpoint_decoder is None:
+        checkpoint_decoder = bool(kwargs.get("checkpoint", False))
+    return prior.decode_frames(x0, size, checkpoint=checkpoint_decoder, autocast_dtype=kwargs.get("autocast_dtype"))
 
 
 def _ddim_step(
@@ -127,13 +144,14 @@ def _ddim_step(
 ) -> Tensor:
     """One DDIM update x_t -> x_prev (or -> x0_hat when ``a_prev`` is 1); shapes (N, C, H, W)."""
     if autocast_dtype is None:
-        eps = prior.eps(x_t, t)  # (N, C, H, W) predicted noise eps_theta(x_t, t)
+        out = prior.model_output(x_t, t)  # (N, C, H, W) eps_theta(x_t, t), or v for a v-prediction prior
     else:
         with torch.autocast(device_type=x_t.device.type, dtype=autocast_dtype):
-            eps = prior.eps(x_t, t)
-        eps = eps.to(x_t.dtype)  # the update below stays in the seed's precision
-    # eq. 12, "predicted x0": x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
-    x0_hat = (x_t - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t)
+            out = prior.model_output(x_t, t)
+        out = out.to(x_t.dtype)  # the update below stays in the seed's precision
+    # eq. 12, "predicted x0": x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t) (v-prediction: converted, see
+    # split_prediction: x0_hat = sqrt(a_t) x_t - sqrt(1 - a_t) v, eps = sqrt(a_t) v + sqrt(1 - a_t) x_t)
+    eps, x0_hat = split_prediction(out, x_t, a_t, prior.prediction_type)
     if clamp:
         x0_hat = x0_hat.clamp(-1.0, 1.0)
     if a_prev == 1.0:

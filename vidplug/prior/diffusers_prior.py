@@ -108,8 +108,10 @@ def load_diffusers_dir(path: str | Path, name: str | None = None) -> DiffusionPr
     return prior_from_unet2d(unet, alphas_from_scheduler_config(config, name), name)
 
 
-def load_diffusers_hub(repo_id: str) -> DiffusionPrior:
-    """Load a ``UNet2DModel`` prior from the Hugging Face Hub (downloaded once into the HF cache).
+def load_diffusers_hub(repo_id: str, *, prompt: str = "", guidance: float = 1.0) -> DiffusionPrior:
+    """Load a ``UNet2DModel`` prior from the Hugging Face Hub (downloaded once into the HF cache); a Stable Diffusion
+    pipeline repository (``vae/``) goes to :func:`vidplug.prior.latent_hub.load_latent_hub` with ``prompt`` and
+    ``guidance``.
 
     Offline (``HF_HUB_OFFLINE``/``VIDPLUG_OFFLINE``) only the cache is used; nothing cached raises
     :class:`MissingWeightsError` naming the repository, the files and the cache directory.
@@ -120,6 +122,10 @@ def load_diffusers_hub(repo_id: str) -> DiffusionPrior:
     try:
         # configs first (a few kB) to learn the layout, then only the weights of the UNet that is used
         configs = Path(snapshot_download(repo_id, allow_patterns=["*.json"], local_files_only=offline()))
+        if (configs / "vae" / "config.json").is_file():
+            from vidplug.prior.latent_hub import load_latent_hub
+
+            return load_latent_hub(repo_id, prompt=prompt, guidance=guidance)
         layout = _layout(configs)
         if layout is None:
             raise VidplugError(f"Hub repository '{repo_id}' has no config.json or unet/config.json: not a diffusers UNet")

@@ -34,6 +34,7 @@ class Problem:
     noise: list[Tensor] | None  # per-step DDIM noise, fixed once per solve (eta > 0), else None
     config: SolverConfig
     reference: Tensor | None  # ORACLE only: (T, C, H, W) ground truth for the PSNR curve
+    frame_shape: tuple[int, int, int, int] | None = None  # (T, C, H, W) of x (a latent prior's seeds differ)
     on_iterate: Callable[[int, Tensor], None] | None = None  # studies of the stopping rule only (see solve)
 
 
@@ -143,9 +144,11 @@ def run_attempt(problem: Problem, seeds: SeedParam, lr: float, progress: bool, d
     # warm start that step is below float32 resolution and the seeds never move. It minimises the loss summed over
     # the frames' elements instead (same minimiser, same curvature-scaled steps after the first); Adam is invariant.
     with torch.no_grad():
-        objective_scale = float(math.prod(seeds().shape)) if cfg.optimizer == "lbfgs" else 1.0
+        frame_shape = problem.frame_shape or tuple(seeds().shape)
+        objective_scale = float(math.prod(frame_shape)) if cfg.optimizer == "lbfgs" else 1.0
     reverse = reverse_fn(problem.prior, problem.timesteps, eta=cfg.eta, clamp=cfg.clamp, checkpoint=cfg.checkpoint,
-                         autocast_dtype=AUTOCAST[cfg.autocast], noise=problem.noise)
+                         autocast_dtype=AUTOCAST[cfg.autocast], noise=problem.noise, size=tuple(frame_shape[2:]),
+                         checkpoint_decoder=cfg.checkpoint_decoder)
 
     def evaluate(it: int) -> Tensor:
         """Forward R, the losses and backward at the current seeds; record this iterate (before the step)."""

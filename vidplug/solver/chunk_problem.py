@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from vidplug.physics.seeding import frame_generator
-from vidplug.prior.base import DiffusionPrior, to_model_range
+from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_invert, ddim_timesteps
 
 
@@ -19,10 +19,12 @@ def initial_seeds(shape: tuple[int, int, int], frames: range, seed: int) -> Tens
 
 
 def inversion_seeds(estimate: Tensor, prior: DiffusionPrior, num_steps: int, spacing: str) -> Tensor:
-    """Warm-start seeds ``(T, C, H, W)`` whose reverse process lands near ``estimate`` (in [0, 1]): its DDIM
-    inversion over the solver's ``num_steps`` timesteps."""
+    """Warm-start seeds ``prior.seed_shape((T, C, H, W))`` whose reverse process lands near ``estimate`` (in
+    [0, 1]): its DDIM inversion over the solver's ``num_steps`` timesteps (a latent prior VAE-encodes the estimate
+    first and inverts in latent space)."""
     timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps, spacing)
-    return ddim_invert(to_model_range(estimate), prior, timesteps)
+    with torch.no_grad():
+        return ddim_invert(prior.encode_frames(estimate), prior, timesteps)
 
 
 class CroppedOperator(torch.nn.Module):

@@ -40,6 +40,8 @@ class SolverConfig:
     eta: float = 0.0  # DDIM stochasticity; 0 = deterministic (DMPlug); > 0 uses noise fixed once per solve
     clamp: bool = False  # clamp each DDIM x0 estimate to [-1, 1] inside R (zeroes gradients where it bites)
     checkpoint: bool = False  # recompute DDIM-step activations in backward: less memory, ~1 extra forward
+    # latent priors: recompute the VAE decoder's activations in backward (null = follow solver.checkpoint)
+    checkpoint_decoder: bool | None = None
     autocast: Precision = "none"  # none | bf16 | fp16: precision of the prior network (DDIM arithmetic stays fp32)
     early_stop: bool = True  # ES-WMV: stop when the output's windowed variance stops reaching new minima
     es_preset: EsPreset = "tuned"  # ES-WMV settings by name (ES_PRESETS): tuned | published (W 20, P 50, TMLR 2023)

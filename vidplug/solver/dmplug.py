@@ -62,7 +62,8 @@ def solve(
         config: solver settings (default :class:`SolverConfig`).
         extra_terms: :class:`LossTerm` objects added as ``weight * term(x, iteration)``.
         generator: draws the initial seeds (and the DDIM noise if eta > 0). None = a CPU generator seeded 0.
-        z_init: ``(T, C, H, W)`` initial seeds instead of drawing them.
+        z_init: initial seeds ``prior.seed_shape((T, C, H, W))`` instead of drawing them (latent priors:
+            ``(T, 4, H/8, W/8)``).
         reference: ground-truth ``(T, C, H, W)`` in [0, 1] (simulations only): records ``oracle_psnr``. Never used
             for any decision.
         progress: show a tqdm bar.
@@ -77,12 +78,14 @@ def solve(
     """
     config = config if config is not None else SolverConfig()
     config.validate()
-    shape = _checked_shape(y, operator, frame_shape, z_init, reference)
+    # a latent prior's seeds are not frame-shaped: its z_init cannot tell the frame shape
+    shape = _checked_shape(y, operator, frame_shape, None if prior.latent else z_init, reference)
+    seed_shape = prior.seed_shape(shape)  # (T, C, H, W) for pixel priors, (T, 4, H/8, W/8) latents
     terms = _check_terms(extra_terms)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
 
     seeds0 = make_seeds(
-        shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
+        seed_shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
         generator=generator, z_init=z_init, device=y.device,
     )
     problem = _problem(y, operator, prior, config, terms, generator, shape, reference, on_iterate)
@@ -144,13 +147,13 @@ def _problem(y: Tensor, operator, prior: DiffusionPrior, config: SolverConfig, t
     """What every attempt optimises against: data term, loss terms, the (fast) prior, R's timesteps and noise."""
     timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation
-    noise = [draw_seeds(shape, generator, y.device) for _ in timesteps] if config.eta > 0 else None
+    noise = [draw_seeds(prior.seed_shape(shape), generator, y.device) for _ in timesteps] if config.eta > 0 else None
     return Problem(
         data=DataFidelity(y, operator), terms=terms,
         prior=fast_prior(prior, compile=config.compile, channels_last=config.channels_last),
         timesteps=timesteps, noise=noise, config=config,
         reference=None if reference is None else reference.to(device=y.device, dtype=torch.float32),
-        on_iterate=on_iterate,
+        on_iterate=on_iterate, frame_shape=shape,
     )
 
 

@@ -77,7 +77,7 @@ def probe_iteration_memory(
     if device.type != "cuda":
         raise VidplugError(f"the memory probe needs a CUDA device, got {device}")
     reverse = reverse_fn(prior, ddim_timesteps(num_steps, prior.num_train_timesteps), checkpoint=checkpoint,
-                         autocast_dtype=AUTOCAST[autocast])
+                         autocast_dtype=AUTOCAST[autocast], size=tuple(frame_shape[1:]))
 
     sizes = (max(micro_batch, 1), 2 * max(micro_batch, 1))
     peaks = []
@@ -86,7 +86,8 @@ def probe_iteration_memory(
         torch.cuda.synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        z = torch.randn((frames, *frame_shape), device=device, requires_grad=True)  # (T, C, H, W) seeds
+        # (T, C, H, W) seeds; a latent prior's are (T, 4, H/8, W/8)
+        z = torch.randn(prior.seed_shape((frames, *frame_shape)), device=device, requires_grad=True)
         opt = torch.optim.Adam([z], lr=1e-2)
         # stand-in data term: the operator's own memory is small beside R's
         backprop_through_r(z, reverse, lambda x: [x.square().mean()], micro_batch)

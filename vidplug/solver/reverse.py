@@ -37,10 +37,7 @@ def fast_prior(prior: DiffusionPrior, *, compile: bool = False, channels_last: b
         net = prior.net
         if channels_last and isinstance(net, torch.nn.Module):
             net.to(memory_format=torch.channels_last)
-        twin = DiffusionPrior(
-            torch.compile(net) if compile else net, prior.alphas_cumprod, name=prior.name, multiple=prior.multiple,
-            native_size=prior.native_size, channels=prior.channels,
-        )
+        twin = prior.with_net(torch.compile(net) if compile else net)  # a latent prior's twin keeps its VAE
         if channels_last:
             twin.memory_format = torch.channels_last
         twins[key] = twin
@@ -51,7 +48,7 @@ def reverse_fn(prior: DiffusionPrior, timesteps: Sequence[int], *, checkpoint: b
                noise: Sequence[Tensor] | None = None, **kwargs):
     """R as :func:`backprop_through_r` calls it: ``reverse(z_part, frames: slice, checkpoint=...)`` -> float32
     frames of those seeds, with their slice of the per-step DDIM ``noise``; other keywords (``eta``, ``clamp``,
-    ``autocast_dtype``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`."""
+    ``autocast_dtype``, ``size``, ``checkpoint_decoder``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`."""
 
     def reverse(z: Tensor, frames: slice, checkpoint: bool = checkpoint) -> Tensor:
         part = None if noise is None else [n[frames] for n in noise]
