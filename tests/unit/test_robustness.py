@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -51,6 +52,12 @@ def test_robustness_writes_every_cell_and_resumes(davis_root, prior_dir, tmp_pat
     report = (out / "report.md").read_text()
     assert "| impulse | shot |" in report and "ORACLE" in report and "low / high" in report
     assert (out / "plots" / "psnr_impulse.png").is_file() and (out / "plots" / "psnr_shot.png").is_file()
+    # report.html: every cell's row opens that cell's own page, whose videos exist
+    page = json.loads(re.search(r'id="vp-data">(.*?)</script>', (out / "report.html").read_text(encoding="utf-8"),
+                                re.S).group(1).replace("<\\/", "</"))
+    cells = page["tables"][2]["rows"]
+    assert len(cells) == 12 and all(r["href"] and (out / r["href"]).is_file() for r in cells)
+    assert all((out / r["href"]).parent.joinpath("report_media", "restored.mp4").is_file() for r in cells)
 
     import vidplug.pipeline
 

@@ -16,8 +16,8 @@ def register(sub) -> None:
         "robustness", help="restore a clip under every noise type x level (DMPlug's Table 5); resumable",
         description="Degrade the clip with gaussian, impulse, shot and speckle noise at the low and high levels "
                     "(ImageNet-C severities 2 and 4), restore it with vidplug, per-frame DMPlug and bicubic, and "
-                    "write DIR/results.json, results.csv, report.md and plots/psnr_<type>.png. The solver is never "
-                    "told the noise; ES-WMV picks the returned iterate. Rerun the same command to resume.")
+                    "write DIR/results.json, results.csv, report.md, report.html and plots/psnr_<type>.png. The "
+                    "solver is never told the noise; ES-WMV picks the returned iterate. Rerun the same command to resume.")
     p.add_argument("input", metavar="CLIP_OR_DAVIS_ROOT",
                    help="clean video file, frame folder, or a dataset root (DAVIS 2017, folders of frames or videos)")
     p.add_argument("--task", default="sr4", help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
@@ -41,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
     out = run_robustness(args.input, args.out, args.task, overrides=args.overrides, read=read_kwargs(args),
                          types=args.types, levels=args.levels, methods=args.methods, sequence=args.sequence,
                          overwrite=args.overwrite, progress=not args.no_progress)
-    print(f"robustness of {out['task']} on {out['clip']}: {len(out['rows'])} cells -> {args.out}/report.md")
+    print(f"robustness of {out['task']} on {out['clip']}: {len(out['rows'])} cells -> {args.out}/report.md, "
+          f"{args.out}/report.html (open it, or: vidplug view {args.out})")
     return 0

@@ -38,7 +38,7 @@ METHODS: dict[str, list[str]] = {
     "dmplug (per frame)": ["consistency.semantic_weight=0.0", "consistency.pixel_weight=0.0"],
     "bicubic": ["method=bicubic"],
 }
-GENERATED = ("cells", "plots", "results.json", "results.csv", "report.md")
+GENERATED = ("cells", "plots", "results.json", "results.csv", "report.md", "report.html")
 
 
 def robustness_config(task: str, noise: str, overrides: list[str] | None = None) -> RestoreConfig:
@@ -110,7 +110,8 @@ def run_cell(source: Path, cell_dir: Path, cfg: RestoreConfig, read: dict[str, A
     if done.is_file():
         return json.loads(done.read_text())
     res = restore_video(source, cell_dir / "restored.mp4", cfg, simulate=True, read=read, overwrite=True,
-                        resume=True, progress=progress, models=models, use_distributed=False)
+                        resume=True, progress=progress, models=models, use_distributed=False,
+                        html_report=cell_dir / "report.html")  # the cell's page, linked from the summary page
     rep = res.report
     metrics = rep.get("metrics", {})
     row = {"psnr": metrics.get("psnr"), "ssim": metrics.get("ssim"), "warping_error": metrics.get("warping_error"),
@@ -167,7 +168,7 @@ def run_robustness(
             models = Models(base, resolve_device(base.device))
         row = run_cell(path, cell_dir, cfg, read, models, progress)
         rows.append({"task": task, "noise": t, "level": lv, "level_value": NAMED_LEVELS[t][LEVEL_NAMES.index(lv)],
-                     "method": m, **row})
+                     "method": m, "dir": cell_dir.relative_to(out_dir).as_posix(), **row})
     prior = next((r["prior"] for r in rows if r.get("prior")), None)
     out = {"clip": label, "source": str(path), "task": task, "prior": prior, "preprocessing": preprocessing_note(read),
            "es": base.solver.es_settings(), "config": to_dict(base), "versions": runtime_versions(),

@@ -104,3 +104,6 @@ def write_robustness_summary(out_dir: str | Path, out: dict[str, Any], plots: bo
         *[f"![{p}]({p})" for p in pngs],
     ]
     atomic_write_text(out_dir / "report.md", "\n".join(text) + "\n")
+    from vidplug.evaluation.html_pages import write_robustness_html
+
+    write_robustness_html(out_dir, out, cell_page=lambda r: out_dir / r["dir"] / "report.html" if r.get("dir") else None)
