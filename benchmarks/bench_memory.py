@@ -219,7 +219,8 @@ def memory_rows(prior, cuda_prior, fake, size, *, steps, dtypes, chunks, micro, 
             simulated, sims, error = simulated_lines(prior, fake, size, steps=steps, dtype=dtype, checkpoint=ckpt,
                                                      micro_batch=m, check=None if m else max(big, 3),
                                                      progress=progress)
-            graph = {True: "step", False: "R"}.get(ckpt, "R, decoder checkpointed")
+            # decoder checkpointing: its peak is while the decoder is recomputed, with R's whole graph: "R"
+            graph = "step" if ckpt is True else "R"
             lines = with_cuda_policy(simulated, saved, graph, m)
             if not m:
                 whole[ckpt] = lines
@@ -231,13 +232,14 @@ def memory_rows(prior, cuda_prior, fake, size, *, steps, dtypes, chunks, micro, 
                 t = min(sims)
                 flops[ckpt, m] = executed_flops(prior, fake, size, t, steps=steps, dtype="fp32", checkpoint=ckpt,
                                                 micro_batch=m) / t
-            shown = saved.get(f"cuda_{graph}", saved[f"cpu_{graph}"])
+            shown_graph = "R, decoder checkpointed" if ckpt == "decoder" else graph  # what R's backward keeps
+            shown = saved.get(f"cuda_{shown_graph}", saved[f"cpu_{shown_graph}"])
             peaks = {t: predicted_peak(t, lines, whole[ckpt], m) for t in chunks}
             rows.append({
                 "dtype": dtype, "mode": mode, "checkpoint": ckpt, "micro_batch": m,
                 "autocast_policy": None if dtype == "fp32" else "cuda: cpu simulation + saved-bytes difference",
                 "frames_in_graph": f"min(T, {m})" if m else "T",
-                "saved_graph": "one DDIM step (+ step inputs)" if ckpt is True else f"{graph}, {steps} steps",
+                "saved_graph": "one DDIM step (+ step inputs)" if ckpt is True else f"{shown_graph}, {steps} steps",
                 "saved_gib_per_frame": gib(shown["per_frame_bytes"]), "saved_fixed_gib": gib(shown["fixed_bytes"]),
                 "saved": saved, "simulated": {str(t): v for t, v in sims.items()},
                 "phase_lines": {k: {"fixed_bytes": v.fixed_bytes, "per_frame_bytes": v.per_frame_bytes}

@@ -170,3 +170,42 @@ def test_existing_output_kept_without_overwrite(clip, tmp_path, capsys):
 def test_debug_shows_traceback(tmp_path):
     with pytest.raises(Exception, match="no such file"):
         main(["--debug", "restore", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4")])
+
+
+def test_frame_selection_precedence_config_flag_set(clip, tmp_path, capsys):
+    """read: in --config < --max-frames < --set read.max_frames; the resolved config beside the output says so."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("task: {name: sr, options: {factor: 2}}\nmethod: bicubic\nread: {max_frames: 1, stride: 1}\n")
+    base = ["restore", clip, "--simulate", "--config", cfg, "--no-progress", "--device", "cpu"]
+    for extra, frames in [([], 1), (["--max-frames", "3"], 3), (["--max-frames", "3", "--set", "read.max_frames=2"], 2)]:
+        out = tmp_path / f"o{frames}.mp4"
+        code, _, err = run(capsys, *base, "--out", out, "--report", tmp_path / f"r{frames}.json", "--no-html", *extra)
+        assert code == 0, err
+        assert json.loads((tmp_path / f"r{frames}.json").read_text())["frames"] == frames
+        assert f"max_frames: {frames}" in (tmp_path / f"o{frames}.config.yaml").read_text()
+
+
+@pytest.mark.parametrize("argv, match", [(["--stride", "-2"], r"read\.stride >= 1 .*stride=-2"),
+                                         (["--set", "read.stride=-1"], r"read\.stride >= 1 .*stride=-1"),
+                                         (["--set", "read.max_frames=0"], r"read\.max_frames must be >= 1")])
+def test_bad_frame_selection_is_refused_before_anything_is_written(clip, tmp_path, capsys, argv, match):
+    out = tmp_path / "o.mp4"
+    one_line_error(capsys, "restore", clip, "--simulate", "--method", "bicubic", "--out", out, *argv, match=match)
+    assert not out.exists() and not (tmp_path / "o.config.yaml").exists()
+
+
+def test_command_frame_defaults_sit_under_config_and_flags(tmp_path):
+    """eval's default size 256 is a default: a config's read.size and --size native override it."""
+    from vidplug.cli import build_parser
+    from vidplug.cli.common import config_from_args
+
+    parser = build_parser()
+    argv = ["eval", "--dataset", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert config_from_args(parser.parse_args(argv)).read.size == 256
+    assert config_from_args(parser.parse_args([*argv, "--size", "native"])).read.size is None
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("read: {size: 64, max_frames: 5}\n")
+    cfg = config_from_args(parser.parse_args([*argv, "--config", str(yaml)]))
+    assert cfg.read.size == 64 and cfg.read.max_frames == 5
+    cfg = config_from_args(parser.parse_args([*argv, "--config", str(yaml), "--size", "32x48"]))
+    assert cfg.read.size == [32, 48] and cfg.read.max_frames == 5

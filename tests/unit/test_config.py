@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import make_translating_video
 from vidplug.config import RestoreConfig, apply_overrides, dump_yaml, load_config, load_yaml
@@ -123,3 +124,55 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(dump_yaml(cfg))
     assert load_config(path) == cfg
+
+
+def test_read_section_selects_the_frames_and_is_saved(tmp_path):
+    from vidplug.io import read_video
+    from vidplug.pipeline.outputs import config_path_for
+
+    clip = tmp_path / "clip"
+    write_video(make_translating_video(6, 32, 32), clip, fps=10)
+    path = tmp_path / "run.yaml"
+    path.write_text("task: {name: sr, options: {factor: 2}}\nmethod: bicubic\ndevice: cpu\n"
+                    "read: {start: 1, stride: 2, max_frames: 2, size: 16x16}\n")
+    cfg = load_config(path)
+    assert cfg.read.kwargs() == {"start": 1, "stride": 2, "max_frames": 2, "size": (16, 16)}
+    res = restore_video(clip, tmp_path / "out", cfg, simulate=True, progress=False, keep_frames=True)
+    expected = read_video(clip, start=1, stride=2, max_frames=2, size=(16, 16)).frames  # source frames 1 and 3
+    assert res.frames.shape == (2, 3, 16, 16) and torch.equal(res.reference, expected)
+    assert load_config(config_path_for(tmp_path / "out")).read == cfg.read  # the resolved config keeps it
+
+
+def test_explicit_read_replaces_the_config_section_and_is_saved(tmp_path):
+    from vidplug.pipeline.outputs import config_path_for
+
+    clip = tmp_path / "clip"
+    write_video(make_translating_video(4, 32, 32), clip, fps=10)
+    cfg = load_config(None, ["method=bicubic", "device=cpu", "task.name=sr", "task.options.factor=2",
+                             "read.max_frames=1"])
+    res = restore_video(clip, tmp_path / "out", cfg, simulate=True, progress=False, keep_frames=True,
+                        read={"max_frames": 3})
+    assert res.frames.shape[0] == 3
+    assert load_config(config_path_for(tmp_path / "out")).read.max_frames == 3
+
+
+@pytest.mark.parametrize("override, message", [
+    ("read.stride=-2", r"read\.start must be >= 0 and read\.stride >= 1 .*stride=-2"),
+    ("read.start=-1", r"read\.start must be >= 0"),
+    ("read.max_frames=0", r"read\.max_frames must be >= 1 or unset"),
+    ("read.size=0", r"read\.size must be S, \[H, W\] or HxW"),
+    ("read.size=[16, 16, 3]", r"read\.size must be S, \[H, W\] or HxW"),
+    ("read.size=big", r"read\.size must be S, \[H, W\] or HxW"),
+    ("read.stride=two", r"config key 'read\.stride' must be an integer"),
+])
+def test_bad_read_values_are_refused_at_load(override, message):
+    with pytest.raises(VidplugError, match=message) as exc:
+        load_config(None, [override])
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("size, expected", [("native", None), ("256", 256), ("240x432", [240, 432]),
+                                            ([24, 32], [24, 32])])
+def test_read_size_forms(size, expected):
+    cfg = RestoreConfig().with_read({"size": size})
+    assert cfg.read.size == expected

@@ -129,8 +129,8 @@ def test_ema_variance_follows_its_recursion():
             d = x.double() - mean
             mean = mean + a * d
             var = (1 - a) * (var + a * (d * d).mean())
-        if t >= 3:  # valid from the W-th output
-            assert float(es.last_variance) == pytest.approx(float(var), rel=1e-5)
+        if t >= 3:  # valid from the W-th output, bias-corrected for the average's start at 0
+            assert float(es.last_variance) == pytest.approx(float(var) / (1 - (1 - a) ** t), rel=1e-5)
         else:
             assert es.best_iteration is None
 

@@ -247,3 +247,16 @@ def test_lbfgs_on_latent_seeds_moves_them(prior):
     res = solve(frames, Identity(), prior, cfg, progress=False)
     # the L-BFGS objective is summed over the frames' elements (not the 48x fewer latent ones): the seeds move
     assert res.loss_history["total"][-1] < 0.97 * res.loss_history["total"][0]
+
+
+def test_a_latent_folder_gets_the_latent_defaults_and_a_pixel_folder_none(sd_dirs, tmp_path):
+    from vidplug.config import RestoreConfig, load_config
+
+    latent = load_config(None, flags={"prior.name": str(sd_dirs["epsilon"])}).solver
+    assert (latent.num_steps, latent.spacing) == (4, "leading")  # configs/priors/latent.yaml: Wang et al.'s K = 4
+    assert load_config(None, ["solver.num_steps=2"], flags={"prior.name": str(sd_dirs["epsilon"])}).solver.num_steps == 2
+    assert load_config(None, flags={"prior.name": "sd15"}).solver.num_steps == 4  # sd15.yaml builds on latent.yaml
+    (tmp_path / "unet").mkdir()  # a pixel UNet2DModel folder has no vae/
+    (tmp_path / "unet" / "config.json").write_text("{}")
+    assert load_config(None, flags={"prior.name": str(tmp_path)}).solver == RestoreConfig().solver
+    assert load_config(None, flags={"prior.name": "nobody/not-cached"}).solver == RestoreConfig().solver

@@ -74,7 +74,8 @@ def test_robustness_writes_every_cell_and_resumes(davis_root, prior_dir, tmp_pat
 @pytest.mark.parametrize(
     ("extra", "match"),
     [(("--types", "pink"), "unknown noise type 'pink'"), (("--levels", "medium"), "unknown noise level"),
-     (("--methods", "dps"), "unknown method 'dps'")],
+     (("--methods", "dps"), "unknown method 'dps'"), (("--set", "read.stride=-1"), r"read\.stride >= 1"),
+     (("--stride", "0"), r"read\.stride >= 1")],
 )
 def test_bad_choices_fail_in_one_line_before_any_work(davis_root, prior_dir, tmp_path, capsys, extra, match):
     argv = list(_argv(davis_root, tmp_path / "rob", prior_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidplug.cli.common import add_config_args, add_read_args, config_from_args, read_kwargs
+from vidplug.cli.common import add_config_args, add_read_args, config_from_args
 from vidplug.cli.evaluate import DEFAULT_SIZE, add_davis_args
 
 
@@ -24,8 +24,8 @@ def register(sub) -> None:
     g.add_argument("--diffpir-lambda", type=float, default=7.0, help="DiffPIR data-step strength lambda")
     g.add_argument("--diffpir-zeta", type=float, default=0.1, help="DiffPIR fresh-noise share zeta in [0, 1]")
     add_config_args(p)
-    add_read_args(p)
-    p.set_defaults(func=run, size=DEFAULT_SIZE)
+    add_read_args(p, {"size": DEFAULT_SIZE})
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     full = config_from_args(args, base=full_method_config())
     diffpir = DiffPIRSettings(steps=args.diffpir_steps, lambda_=args.diffpir_lambda, zeta=args.diffpir_zeta)
     out = run_ablation(args.dataset, args.out, full, sequences=args.sequences, split=args.split,
-                       resolution=args.resolution, read=read_kwargs(args), shared_seeds=args.shared_seeds,
+                       resolution=args.resolution, shared_seeds=args.shared_seeds,
                        baselines=args.baselines, diffpir=diffpir, overwrite=args.overwrite,
                        progress=not args.no_progress, videos=not args.no_videos)
     if not out:  # a non-zero rank of a multi-process run

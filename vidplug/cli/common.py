@@ -11,28 +11,51 @@ NOISE_HELP = ("measurement noise: gaussian | impulse | shot | speckle, LEVEL low
               "gaussian:0.05; a bare number is Gaussian sigma on the [-1,1] scale")
 
 
-def add_read_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("frame selection")
-    g.add_argument("--start", type=int, default=0, help="first frame index")
+def add_read_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    """The frame-selection flags; each is a shortcut for one ``read.`` config key (``defaults``: this command's
+    own defaults, shown in the help; a config file or --set can still change them)."""
+    d = {**_READ_DEFAULTS, **(defaults or {})}
+    g = p.add_argument_group("frame selection (shortcuts for the config's read: section)")
+    g.add_argument("--start", type=int, default=None, help=f"first frame index (default {d['start']})")
     g.add_argument("--end", type=int, default=None, help="stop before this frame index")
-    g.add_argument("--stride", type=int, default=1, help="take every N-th frame")
-    g.add_argument("--max-frames", type=int, default=None, help="at most N frames")
+    g.add_argument("--stride", type=int, default=None, help=f"take every N-th frame (default {d['stride']})")
+    g.add_argument("--max-frames", type=int, default=None,
+                   help="at most N frames" + (f" (default {d['max_frames']})" if d["max_frames"] else ""))
     g.add_argument("--size", type=_size, default=None,
-                   help="center-crop + resize to S or HxW (e.g. 256 or 240x432); 'native' keeps the frame size")
+                   help="center-crop + resize to S or HxW (e.g. 256 or 240x432); 'native' keeps the frame size"
+                        + (f" (default {d['size']})" if d["size"] else ""))
+    p.set_defaults(read_defaults=d)
+
+
+_READ_DEFAULTS = {"start": 0, "end": None, "stride": 1, "max_frames": None, "size": None}
+_READ_FLAGS = ("start", "end", "stride", "max_frames", "size")
+
+
+def read_flags(args: argparse.Namespace) -> dict:
+    """The frame-selection flags given on the command line, by ``read.`` config key."""
+    return {f"read.{k}": getattr(args, k) for k in _READ_FLAGS if getattr(args, k, None) is not None}
+
+
+def command_read_defaults(args: argparse.Namespace) -> dict:
+    """This command's own frame-selection defaults (e.g. ``eval``'s size 256), as a ``read:`` section."""
+    return {k: v for k, v in getattr(args, "read_defaults", {}).items() if v is not None}
 
 
 def read_kwargs(args: argparse.Namespace) -> dict:
-    return {"start": args.start, "end": args.end, "stride": args.stride, "max_frames": args.max_frames,
-            "size": args.size}
+    """Reader keyword arguments for commands without a run config (``metrics``, ``degrade``): the command's
+    defaults <- flags, checked as the config's ``read:`` section."""
+    return RestoreConfig().with_read({**command_read_defaults(args), **{k.split(".", 1)[1]: v
+                                                                         for k, v in read_flags(args).items()}}
+                                     ).read.kwargs()
 
 
 def _size(text: str):
     if text.strip().lower() == "native":
-        return None
+        return "native"
     try:
         if "x" in text:
             h, w = text.lower().split("x")
-            return int(h), int(w)
+            return [int(h), int(w)]
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be S or HxW (e.g. 256 or 240x432), got '{text}'") from None
@@ -70,8 +93,13 @@ _FLAG_KEYS = {
 
 
 def config_from_args(args: argparse.Namespace, base: RestoreConfig | None = None) -> RestoreConfig:
-    """Defaults <- --config YAML <- explicit flags <- --set overrides."""
+    """Defaults (``base``, with the command's own frame-selection defaults) <- the prior's recommended settings <-
+    --config YAML <- explicit flags (the frame-selection flags included) <- --set overrides."""
+    read = command_read_defaults(args)
+    if read:
+        base = (base or RestoreConfig()).with_read(read)
     flags = {key: getattr(args, flag) for flag, key in _FLAG_KEYS.items() if getattr(args, flag, None) is not None}
+    flags.update(read_flags(args))
     if getattr(args, "seed", None) is not None:
         flags.update({"seed": args.seed, "task.seed": args.seed})
     return load_config(args.config, list(args.overrides), base=base, flags=flags)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidplug.cli.common import add_config_args, add_read_args, config_from_args, read_kwargs
+from vidplug.cli.common import add_config_args, add_read_args, config_from_args
 
 DEFAULT_SIZE = 256  # the ADM priors' resolution, as zero-shot video papers evaluate
 
@@ -43,8 +43,8 @@ def register(sub) -> None:
                     "and videos/. Finished sequences are kept: rerun to resume.")
     add_davis_args(p)
     add_config_args(p)
-    add_read_args(p)
-    p.set_defaults(func=run, size=DEFAULT_SIZE)  # after add_read_args, whose default (native size) it replaces
+    add_read_args(p, {"size": DEFAULT_SIZE})
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     out = evaluate_davis(args.dataset, args.out, cfg, sequences=args.sequences, split=args.split,
-                         resolution=args.resolution, read=read_kwargs(args), overwrite=args.overwrite,
+                         resolution=args.resolution, overwrite=args.overwrite,
                          progress=not args.no_progress, videos=not args.no_videos)
     if not out:  # a non-zero rank of a multi-process run
         return 0

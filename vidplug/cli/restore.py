@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vidplug.cli.common import add_config_args, add_read_args, config_from_args, read_kwargs
+from vidplug.cli.common import add_config_args, add_read_args, config_from_args
 
 
 def register(sub) -> None:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     result = restore_video(
-        args.input, args.out, cfg, simulate=args.simulate, mask=args.mask, read=read_kwargs(args),
+        args.input, args.out, cfg, simulate=args.simulate, mask=args.mask,
         report_path=args.report, side_by_side=args.side_by_side, overwrite=args.overwrite,
         progress=not args.no_progress, resume=args.resume, audio=args.audio,
         html_report=Path(args.report).with_suffix(".html") if args.report and not args.no_html else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidplug.cli.common import add_read_args, read_kwargs
+from vidplug.cli.common import add_read_args, command_read_defaults, read_flags
 
 
 def _names(text: str) -> list[str]:
@@ -31,14 +31,17 @@ def register(sub) -> None:
                    help="config override for every cell, e.g. --set solver.iters=100 --set solver.es_preset=published")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results in DIR and start over")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_read_args(p)
-    p.set_defaults(func=run, max_frames=8, size=256)
+    add_read_args(p, {"max_frames": 8, "size": 256})
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from vidplug.evaluation.robustness import run_robustness
 
-    out = run_robustness(args.input, args.out, args.task, overrides=args.overrides, read=read_kwargs(args),
+    # the read: section: this command's defaults <- the frame-selection flags <- --set read.* (as for every config)
+    read = [f"read.{k}={v}" for k, v in command_read_defaults(args).items()]
+    read += [f"{k}={v}" for k, v in read_flags(args).items()]
+    out = run_robustness(args.input, args.out, args.task, overrides=[*read, *args.overrides],
                          types=args.types, levels=args.levels, methods=args.methods, sequence=args.sequence,
                          overwrite=args.overwrite, progress=not args.no_progress)
     print(f"robustness of {out['task']} on {out['clip']}: {len(out['rows'])} cells -> {args.out}/report.md, "

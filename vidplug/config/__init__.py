@@ -14,6 +14,7 @@ from vidplug.config.run import (
     ConsistencyConfig,
     Method,
     PriorConfig,
+    ReadConfig,
     RestoreConfig,
     TaskConfig,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "ConsistencyConfig",
     "Method",
     "PriorConfig",
+    "ReadConfig",
     "RestoreConfig",
     "SolverConfig",
     "TaskConfig",

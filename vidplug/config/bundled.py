@@ -31,10 +31,15 @@ def bundled(relative: str) -> Path:
 
 
 def prior_defaults(name: str) -> dict[str, Any]:
-    """The recommended settings of prior ``name`` (``configs/priors/NAME.yaml``), or {} for priors without one
-    (hub ids, directories, files)."""
-    if not name or "/" in name or os.sep in name or name.startswith("."):
+    """The recommended settings of prior ``name`` (``configs/priors/NAME.yaml``); for a Stable Diffusion folder or
+    hub id, those of latent priors in general (``configs/priors/latent.yaml``: K = 4, as Wang et al. 2025); {} for
+    other folders, hub ids and files."""
+    if not name:
         return {}
+    if "/" in name or os.sep in name or name.startswith("."):
+        if not _is_latent_source(name):
+            return {}
+        name = "latent"
     path = configs_dir() / "priors" / f"{name}.yaml"
     if not path.is_file():
         return {}
@@ -43,6 +48,23 @@ def prior_defaults(name: str) -> dict[str, Any]:
         raise VidplugError(f"{path} may only hold settings for its prior (solver, consistency, chunk, "
                            "prior.border_pad), not 'prior.name' or 'method'; remove them")
     return data
+
+
+def _is_latent_source(spec: str) -> bool:
+    """Whether ``spec`` is a diffusers Stable Diffusion folder, or a hub id whose cached snapshot is one (a hub id
+    not in the cache is not looked up: loading it downloads or names the missing files)."""
+    from vidplug.prior.latent import is_latent_dir
+    from vidplug.prior.latent_hub import hf_snapshot_dir
+
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        return is_latent_dir(local)
+    if spec.count("/") != 1 or spec.startswith((".", "/")):
+        return False
+    try:
+        return is_latent_dir(hf_snapshot_dir(spec))
+    except Exception:  # huggingface_hub rejects ids it cannot parse: not a cached latent prior
+        return False
 
 
 def load_table(path: str | Path, section: str = "rows") -> dict[str, tuple[str, dict[str, Any]]]:

@@ -7,6 +7,7 @@ options are typed per task, so a bad value fails when the config is loaded, not 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,6 +100,61 @@ class ChunkConfig:
 
 
 @dataclass
+class ReadConfig:
+    """Frame selection and resizing applied when a video or frame folder is read (``vidplug.io.read_video``)."""
+
+    config_prefix = "read"
+
+    start: int = 0  # first source frame index
+    end: int | None = None  # stop before this source frame index; None = the end of the video
+    stride: int = 1  # take every N-th frame
+    max_frames: int | None = None  # at most N frames; None = all selected frames
+    # center-crop + resize to S x S (an int), [H, W] or "HxW"; None or "native" = the frames' own size
+    size: int | list[int] | str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.stride < 1:
+            raise VidplugError(f"read.start must be >= 0 and read.stride >= 1 (take every N-th frame), got "
+                               f"start={self.start}, stride={self.stride}")
+        for key in ("end", "max_frames"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise VidplugError(f"read.{key} must be >= 1 or unset (null), got {value}")
+        self.size = parse_size(self.size)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the frame readers (``start``, ``end``, ``stride``, ``max_frames``, ``size`` as S or
+        (H, W)); entries at their defaults (the readers' own) are left out, so ``{"max_frames": 16}`` reads back
+        as it was given (run settings compared on resume stay the same)."""
+        out = {"start": self.start, "end": self.end, "stride": self.stride, "max_frames": self.max_frames,
+               "size": tuple(self.size) if isinstance(self.size, list) else self.size}
+        return {k: v for k, v in out.items() if v != getattr(ReadConfig, k)}
+
+
+def parse_size(size: Any) -> int | list[int] | None:
+    """``256`` / ``"256"`` -> 256; ``[240, 432]`` / ``(240, 432)`` / ``"240x432"`` -> [240, 432]; ``None`` /
+    ``"native"`` -> None; anything else, or a non-positive side, is a one-line VidplugError."""
+    bad = VidplugError(f"read.size must be S, [H, W] or HxW with positive sides (e.g. 256 or 240x432), or native; "
+                       f"got {size!r}")
+    if size is None or (isinstance(size, str) and size.strip().lower() == "native"):
+        return None
+    if isinstance(size, str):
+        try:
+            parts = [int(p) for p in size.lower().split("x")]
+        except ValueError:
+            raise bad from None
+        size = parts[0] if len(parts) == 1 else parts
+    if isinstance(size, list | tuple):
+        size = list(size)
+        if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
+            raise bad
+        return size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise bad
+    return size
+
+
+@dataclass
 class RestoreConfig:
     method: Method = "dmplug"  # dmplug | bicubic (the operator's pseudo-inverse) | diffpir (deepinv, per frame)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -106,6 +162,7 @@ class RestoreConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    read: ReadConfig = field(default_factory=ReadConfig)  # frame selection of every video this run reads
     seed: int = 0  # seeds the initial diffusion seeds z (per absolute frame index)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
@@ -120,3 +177,12 @@ class RestoreConfig:
         if new_task is not None and new_task != old_task.get("name", "sr4") and old_task.get("options"):
             old = {**old, "task": {**old_task, "options": {}}}
         return old
+
+    def with_read(self, read: dict[str, Any] | None) -> RestoreConfig:
+        """This config with its ``read`` section replaced by ``read`` (reader keyword arguments; unset keys take
+        :class:`ReadConfig`'s defaults, as do None values), checked; unchanged when ``read`` is None."""
+        if read is None:
+            return self
+        given = {k: list(v) if isinstance(v, tuple) else v for k, v in read.items() if v is not None}
+        section = from_dict(ReadConfig, given, prefix="read.")
+        return dataclasses.replace(self, read=section)

@@ -127,7 +127,7 @@ def evaluate_davis(
         sequences: names to run (default: every sequence of ``split``, else every sequence under ``root``).
         split: a file listing sequence names, or a DAVIS split name (DAVIS default: ``val``).
         read: frame selection for every sequence (start, end, stride, max_frames, size), e.g.
-            ``{"max_frames": 16, "size": 256}``.
+            ``{"max_frames": 16, "size": 256}``; it replaces ``cfg.read`` (None = ``cfg.read``).
         overwrite: discard results of a previous run in ``out_dir`` (needed when the settings changed).
         models: prebuilt networks shared between runs (built from ``cfg`` when None).
         chunk_solver: the method's chunk solver with non-default settings (e.g. DiffPIR's), see
@@ -143,31 +143,38 @@ def evaluate_davis(
     """
     t_start = time.time()
     root, out_dir = Path(root).expanduser(), Path(out_dir)
-    read = {k: v for k, v in (read or {}).items() if v is not None}
+    cfg = cfg.with_read(read)
+    read = cfg.read.kwargs()
     dataset = resolve_dataset(root, sequences=sequences, split=split, resolution=resolution)  # bad names fail here
     if read.get("size") is None:
         check_one_size(dataset)  # before anything is written
-    names, folders = dataset.names, dataset.sequences
     settings = run_settings(cfg, read, resolution, extra_settings)
     rank, world_size = distributed.world()  # under torchrun, sequences are shared among the processes
     distributed.rank_zero_first(lambda: prepare_out_dir(out_dir, settings, overwrite), rank)
     label = label or cfg.method
-    results, computed = _run_sequences(folders, out_dir, cfg, read, label, models, chunk_solver, videos, progress,
-                                       rank, world_size)
+    results, computed = _run_sequences(dataset.sequences, out_dir, cfg, read, label, models, chunk_solver, videos,
+                                       progress, rank, world_size)
     distributed.barrier()
     if rank != 0:
         return {}  # rank 0 writes the summary
-    for name in names:  # the other processes' sequences, finished before the barrier
-        if name not in results:
-            results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
-            computed = True
-    results = {name: results[name] for name in names}
+    results, computed = _gather(out_dir, dataset.names, results, computed)
     out = _summary(results, label, cfg, read, settings, root, dataset.layout, None if sequences else split, t_start)
     if summary and (computed or not (out_dir / "report.md").is_file()):
         from vidplug.evaluation.report import write_eval_summary
 
         write_eval_summary(out_dir, out, plots=plots)
     return out
+
+
+def _gather(out_dir: Path, names: list[str], results: dict[str, dict[str, Any]],
+            computed: bool) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Every sequence's result in ``names`` order, adding the other processes' (finished before the barrier);
+    and whether any was computed in this invocation."""
+    for name in names:
+        if name not in results:
+            results[name] = json.loads((out_dir / "sequences" / name / "result.json").read_text())
+            computed = True
+    return {name: results[name] for name in names}, computed
 
 
 def _run_sequences(folders: dict[str, Path], out_dir: Path, cfg: RestoreConfig, read: dict[str, Any], label: str,

@@ -156,8 +156,10 @@ def run_robustness(
     configs = {(t, lv, m): robustness_config(task, f"{t}:{lv}", [*overrides, *METHODS[m], "solver.es_observe=true"])
                for t, lv in cells for m in methods}
     path, label = resolve_source(source, sequence)
-    read = {k: v for k, v in (read or {}).items() if v is not None}
     base = robustness_config(task, "gaussian:low", [*overrides, "solver.es_observe=true"])
+    # an explicit ``read`` replaces the config's read: section (``--set read.max_frames=...``); None = the config's
+    base = base.with_read(read)
+    read = base.read.kwargs()
     settings = run_settings(base, read, "", {"source": str(path), "task": task})
     prepare_out_dir(out_dir, settings, overwrite, generated=GENERATED)
     models = None

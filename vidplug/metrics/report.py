@@ -53,19 +53,7 @@ def compute_metrics(
         lpips_mean, lpips_frames, lpips_note = lpips_distance(restored, reference)
     else:
         lpips_mean, lpips_frames, lpips_note = None, None, "LPIPS not requested"
-
-    we_mean, we_pairs, flow_name = None, [], None
-    if restored.shape[0] >= 2:
-        if flows is not None:
-            flow_name = flow_model.name if isinstance(flow_model, FlowModel) else (flow_model or "precomputed")
-        else:
-            if isinstance(flow_model, str):
-                flow_model = load_flow_model(flow_model, reference.device)
-            elif flow_model is None:
-                flow_model = default_flow_model(reference.device)
-            flow_name = flow_model.name
-        we_mean, we_pairs = warping_error(restored, reference, flow_model=flow_model, flows=flows)
-
+    we_mean, we_pairs, flow_name = _warping(restored, reference, flow_model, flows)
     return {
         "psnr": psnr_mean,
         "ssim": ssim_mean,
@@ -84,3 +72,21 @@ def compute_metrics(
             "warping_error": we_pairs,
         },
     }
+
+
+def _warping(restored: Tensor, reference: Tensor, flow_model: FlowModel | str | None,
+             flows: tuple[Tensor, Tensor] | None) -> tuple[float | None, list[float], str | None]:
+    """Warping error of ``restored`` (t, c, h, w) with flows measured on ``reference`` (or the given ``flows``):
+    ``(mean, per-pair list of t-1, flow model name)``; ``(None, [], None)`` for a single frame."""
+    if restored.shape[0] < 2:
+        return None, [], None
+    if flows is not None:
+        flow_name = flow_model.name if isinstance(flow_model, FlowModel) else (flow_model or "precomputed")
+    else:
+        if isinstance(flow_model, str):
+            flow_model = load_flow_model(flow_model, reference.device)
+        elif flow_model is None:
+            flow_model = default_flow_model(reference.device)
+        flow_name = flow_model.name
+    we_mean, we_pairs = warping_error(restored, reference, flow_model=flow_model, flows=flows)
+    return we_mean, we_pairs, flow_name

@@ -77,7 +77,7 @@ def restore_video(
         source: the observation, or with ``simulate`` the clean video (degraded here with the task's operator).
         cfg: resolved configuration (checked when it was loaded).
         mask: inpainting mask video/folder (white = observed) for real (non-simulated) inpainting observations.
-        read: frame selection for the reader (start, end, stride, max_frames, size).
+        read: frame selection for the reader (start, end, stride, max_frames, size); None = ``cfg.read``.
         report_path: JSON report (settings, timings, chosen iterations; metrics when simulated).
         side_by_side: optional labelled side-by-side video: observation | restored (| ground truth).
         keep_frames: also return the restored frames in memory (small videos, tests).
@@ -100,7 +100,9 @@ def restore_video(
     so a resumed run reproduces an uninterrupted one, and a multi-process run a single-process one.
     """
     t_start = time.time()
-    source, out, read = Path(source), Path(out), dict(read or {})
+    source, out = Path(source), Path(out)
+    cfg = cfg.with_read(read)  # an explicit ``read`` replaces the config's read: section (saved with the output)
+    read = cfg.read.kwargs()
     solver = chunk_solver or get_method(cfg.method)
     check_inputs(source, out, mask)
     check_outputs([out, config_path_for(out), Path(report_path) if report_path else None,
@@ -111,8 +113,7 @@ def restore_video(
     models = models or Models(cfg, run.device)  # first: missing weights must leave nothing behind (no work folder)
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
-    chunk_size = cfg.chunk.size or _auto_chunk_size(run, models)
-    chunks = plan_chunks(run.n, chunk_size, min(cfg.chunk.overlap, chunk_size - 1), run.ctx)
+    chunks = _plan(run, models)
     mine = [c for c in chunks if c.index % world_size == rank and not store.has(c.index)]
     computed = solve_chunks(run, mine, store, models, mask, solver, progress, on_chunk_saved)
     distributed.barrier()
@@ -174,6 +175,13 @@ def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models:
     store.finish()
     kept = sink.kept()
     return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)
+
+
+def _plan(run: RunInputs, models: Models) -> list:
+    """The run's chunks: ``chunk.size`` frames (0 = auto) sharing ``chunk.overlap`` frames, with the operator's
+    temporal context."""
+    chunk_size = run.cfg.chunk.size or _auto_chunk_size(run, models)
+    return plan_chunks(run.n, chunk_size, min(run.cfg.chunk.overlap, chunk_size - 1), run.ctx)
 
 
 def _open_store(out: Path, fingerprint: dict[str, Any], resume: bool, overwrite: bool, rank: int) -> ChunkStore:

@@ -27,7 +27,7 @@ EsPreset = Literal["tuned", "published"]
 # tuned: chosen on recorded runs of the bundled prior (benchmarks/tune_es.py; benchmarks/RESULTS.md, "ES-WMV").
 ES_PRESETS: dict[str, dict] = {
     "published": {"window": 20, "patience": 50, "mode": "window", "downscale": 1},
-    "tuned": {"window": 20, "patience": 8, "mode": "ema", "downscale": 1},
+    "tuned": {"window": 15, "patience": 8, "mode": "ema", "downscale": 1},
 }
 
 

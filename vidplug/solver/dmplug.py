@@ -80,25 +80,43 @@ def solve(
     """
     config = config if config is not None else SolverConfig()
     config.validate()
-    if not torch.is_tensor(y) or y.ndim != 4:
-        raise VidplugError(f"the observation must be a (T, C, H, W) tensor, got {getattr(y, 'shape', type(y))}")
-    device = y.device
     # a latent prior's seeds are not frame-shaped: its z_init cannot tell the frame shape
-    shape = _frame_shape(y, operator, frame_shape, None if prior.latent else z_init)
+    shape = _checked_shape(y, operator, frame_shape, None if prior.latent else z_init, reference)
     seed_shape = prior.seed_shape(shape)  # (T, C, H, W) for pixel priors, (T, 4, H/8, W/8) latents
     terms = _check_terms(extra_terms)
-    if reference is not None and tuple(reference.shape) != shape:
-        raise VidplugError(f"reference has shape {tuple(reference.shape)} but the frames are {shape}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
 
     seeds0 = make_seeds(
         seed_shape, mode=config.seed_mode, rank=config.seed_rank, residual_scale=config.seed_residual_scale,
-        generator=generator, z_init=z_init, device=device,
+        generator=generator, z_init=z_init, device=y.device,
     )
     problem = _problem(y, operator, prior, config, terms, generator, shape, reference, on_iterate, x_offset)
 
     start = time.perf_counter()
-    lr = config.resolved_lr
+    attempts, notes = _attempts(problem, seeds0, config.resolved_lr, progress, desc)
+    frames, z, chosen = _returned_iterate(attempts, config.resolved_lr, notes)
+    frames = frames.clamp(0.0, 1.0)  # the only clamp: the returned pixels, never the gradient path
+    if not bool(torch.isfinite(frames).all()):  # cannot happen by construction; never hand out NaN pixels
+        raise VidplugError("DMPlug produced non-finite frames; lower solver.lr or use solver.autocast=none")
+    if y.device.type == "cuda":
+        torch.cuda.synchronize(y.device)
+    return _result(attempts, frames, z, chosen, notes, time.perf_counter() - start, shape[0])
+
+
+def _checked_shape(y: Tensor, operator, frame_shape, z_init: Tensor | None,
+                   reference: Tensor | None) -> tuple[int, int, int, int]:
+    """The frames' ``(T, C, H, W)``, after checking that ``y`` is a (T, C, H, W) tensor and ``reference`` fits."""
+    if not torch.is_tensor(y) or y.ndim != 4:
+        raise VidplugError(f"the observation must be a (T, C, H, W) tensor, got {getattr(y, 'shape', type(y))}")
+    shape = _frame_shape(y, operator, frame_shape, z_init)
+    if reference is not None and tuple(reference.shape) != shape:
+        raise VidplugError(f"reference has shape {tuple(reference.shape)} but the frames are {shape}")
+    return shape
+
+
+def _attempts(problem: Problem, seeds0, lr: float, progress: bool, desc: str) -> tuple[list[Attempt], list[str]]:
+    """One attempt at ``lr``; if its loss diverges, one retry from the same initial seeds at ``lr / 2``.
+    Returns the attempts (in order) and the notes saying why a retry ran."""
     attempts = [run_attempt(problem, copy.deepcopy(seeds0), lr, progress, desc)]
     notes: list[str] = []
     if attempts[-1].stopped_by == "diverged":
@@ -107,20 +125,19 @@ def solve(
             f"non-finite loss at iteration {attempts[-1].first_bad}; retried from the same initial seeds at lr {lr:g}"
         )
         attempts.append(run_attempt(problem, copy.deepcopy(seeds0), lr, progress, desc + " (retry)"))
+    return attempts, notes
+
+
+def _result(attempts: list[Attempt], frames: Tensor, z: Tensor, chosen: int, notes: list[str], wall: float,
+            num_frames: int) -> SolveResult:
+    """The :class:`SolveResult` of the final attempt (speed counted over every attempt's iterations)."""
     final = attempts[-1]
-    frames, z, chosen = _returned_iterate(attempts, config.resolved_lr, notes)
-    frames = frames.clamp(0.0, 1.0)  # the only clamp: the returned pixels, never the gradient path
-    if not bool(torch.isfinite(frames).all()):  # cannot happen by construction; never hand out NaN pixels
-        raise VidplugError("DMPlug produced non-finite frames; lower solver.lr or use solver.autocast=none")
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall = time.perf_counter() - start
     total_iters = sum(a.iterations_run for a in attempts)
     ips = total_iters / wall if wall > 0 else float("nan")
     return SolveResult(
         frames=frames, z=z, chosen_iteration=chosen, iterations_run=final.iterations_run,
         stopped_by=final.stopped_by, loss_history=final.history, wall_time_s=wall, iters_per_s=ips,
-        frame_iters_per_s=ips * shape[0], lr=lr, retries=len(attempts) - 1, notes=notes,
+        frame_iters_per_s=ips * num_frames, lr=final.lr, retries=len(attempts) - 1, notes=notes,
         oracle_psnr=final.oracle, es_variance=final.es_variance,
         es_stop_iteration=final.es.stop_iteration if final.es is not None else None,
     )

@@ -18,7 +18,7 @@ Variants (the literature's, for priors whose outputs keep drifting): ``downscale
 k x k average-pooled copy of the outputs (pixel-level jitter and fitted noise average out; the returned iterate stays
 full size); ``mode="ema"`` replaces the window by exponential moving averages of span W (decay a = 2 / (W + 1)):
 ``mu_t = mu_{t-1} + a d_t``, ``VAR_t = (1 - a) (VAR_{t-1} + a mean(d_t^2))`` with ``d_t = x_t - mu_{t-1}``, valid
-from the W-th output on. Once the rule has fired, later updates are ignored: the choice is the same whether the
+from the W-th output on and divided by ``1 - (1 - a)^(t - 1)`` (the start-up bias of an average started at 0). Once the rule has fired, later updates are ignored: the choice is the same whether the
 caller stops at once or a few iterations later (or runs on to record the whole curve).
 
 Everything stays on the device: the window is a ring buffer, the variance comes from running sums (O(pixels) per
@@ -166,7 +166,11 @@ class ESWMV:
             self._ema_mean += a * d
             self._ema_var = (1 - a) * (self._ema_var + a * (d * d).mean())
         self._count += 1
-        return self._ema_var if self._count >= self.window else None
+        if self._count < self.window:
+            return None
+        # the variance starts at 0, so its EMA is biased low early on (by 1 - (1 - a)^n after n differences):
+        # divided out, as Adam does, or the first valid value tends to be the minimum and the rule fires at once
+        return self._ema_var / (1.0 - (1.0 - a) ** (self._count - 1))
 
     def _allocate(self, x: Tensor, xs: Tensor, z: Tensor | None) -> None:
         dev = x.device
