@@ -110,3 +110,19 @@ def tiny_models(cfg, device: torch.device | None = None):
             self.flow = self._load_flow("dis") if cfg.consistency.pixel_weight > 0 else None
 
     return TinyModels(cfg, device or torch.device("cpu"))
+
+
+class CountingSolver:
+    """The dmplug chunk solver, counting its calls; with ``die_on=n`` it raises KeyboardInterrupt on the n-th call, as
+    a run killed while that chunk is being restored."""
+
+    def __init__(self, die_on: int | None = None):
+        from vidplug.methods import get_method
+
+        self.real, self.calls, self.die_on = get_method("dmplug"), 0, die_on
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.die_on:
+            raise KeyboardInterrupt
+        return self.real(*args, **kwargs)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from tests.conftest import make_translating_video
+from tests.conftest import CountingSolver, make_translating_video
 from tests.unit.test_cli import one_line_error, run
 from vidplug.config import RestoreConfig, apply_overrides
 from vidplug.io import read_video, write_video
@@ -177,8 +177,6 @@ def test_restore_end_to_end_at_an_odd_size(sd_dirs, tmp_path, capsys, task, size
 
 
 def test_interrupted_latent_run_resumes_to_the_same_result(sd_dirs, tmp_path):
-    from vidplug.methods import get_method
-
     clip = _clip(tmp_path, 12, 20)
     cfg = apply_overrides(RestoreConfig(), [
         "task.name=inpaint", f"prior.name={sd_dirs['epsilon']}", "solver.iters=3", "solver.num_steps=2",
@@ -187,21 +185,12 @@ def test_interrupted_latent_run_resumes_to_the_same_result(sd_dirs, tmp_path):
     models = Models(cfg, torch.device("cpu"))
     kw = dict(simulate=True, progress=False, models=models, read={"max_frames": 7})
     full = restore_video(clip, tmp_path / "full", cfg, keep_frames=True, **kw)
-    real, calls = get_method("dmplug"), []
-
-    def dying(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # killed while the second chunk runs
-        return real(*args, **kwargs)
-
     out = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
-        restore_video(clip, out, cfg, chunk_solver=dying, **kw)
-    calls.clear()
-    res = restore_video(clip, out, cfg, keep_frames=True, resume=True,
-                        chunk_solver=lambda *a, **k: (calls.append(1), real(*a, **k))[1], **kw)
-    assert len(calls) == len(res.chunks) - 1  # the finished chunk was not redone
+        restore_video(clip, out, cfg, chunk_solver=CountingSolver(die_on=2), **kw)  # killed in the second chunk
+    counting = CountingSolver()
+    res = restore_video(clip, out, cfg, keep_frames=True, resume=True, chunk_solver=counting, **kw)
+    assert counting.calls == len(res.chunks) - 1  # the finished chunk was not redone
     assert torch.equal(res.frames, full.frames)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import make_translating_video, tiny_models, tiny_run_config
+from tests.conftest import CountingSolver, make_translating_video, tiny_models, tiny_run_config
 from vidplug.errors import VidplugError
 from vidplug.io import read_video, write_video
 from vidplug.methods import get_method
@@ -92,26 +92,17 @@ def test_interrupted_run_resumes_to_the_same_result(clip, tmp_path):
     models = tiny_models(cfg)
     full = restore_video(clip, tmp_path / "full", cfg, simulate=True, keep_frames=True, progress=False, models=models,
                          read={"max_frames": 12})
-    real, calls = get_method("dmplug"), []
-
-    def dying(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # killed while the third chunk runs
-        return real(*args, **kwargs)
-
     out = tmp_path / "part.mp4"
     with pytest.raises(KeyboardInterrupt):
         restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 12},
-                      chunk_solver=dying)
+                      chunk_solver=CountingSolver(die_on=3))  # killed while the third chunk runs
     assert not out.exists()  # no half-written output
     with pytest.raises(VidplugError, match="--resume"):
         restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 12})
-    calls.clear()
+    counting = CountingSolver()
     res = restore_video(clip, out, cfg, simulate=True, keep_frames=True, progress=False, models=models,
-                        read={"max_frames": 12}, resume=True,
-                        chunk_solver=lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-    assert len(calls) == len(res.chunks) - 2  # the two finished chunks were not redone
+                        read={"max_frames": 12}, resume=True, chunk_solver=counting)
+    assert counting.calls == len(res.chunks) - 2  # the two finished chunks were not redone
     assert torch.equal(res.frames, full.frames)
     assert res.report["metrics"]["psnr"] == pytest.approx(full.report["metrics"]["psnr"])
     assert not (tmp_path / ".part.mp4.vidplug-work").exists()
