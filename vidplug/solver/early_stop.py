@@ -206,10 +206,7 @@ class ESWMV:
     @property
     def stop_iteration(self) -> int | None:
         """Iteration at which the rule fired (None if it has not). Host sync."""
-        if self._stop_iter is None:
-            return None
-        it = int(self._stop_iter)
-        return it if it >= 0 else None
+        return _iteration_or_none(self._stop_iter)
 
     @property
     def window_full(self) -> bool:
@@ -233,15 +230,12 @@ class ESWMV:
     @property
     def has_best(self) -> bool:
         """True when some finite-variance iterate has been chosen (host sync)."""
-        return self._best_iter is not None and int(self._best_iter) >= 0
+        return self.best_iteration is not None
 
     @property
     def best_iteration(self) -> int | None:
         """Iteration of the chosen (newest-in-minimum-window) iterate; None if none yet. Host sync."""
-        if self._best_iter is None:
-            return None
-        it = int(self._best_iter)
-        return it if it >= 0 else None
+        return _iteration_or_none(self._best_iter)
 
     @property
     def best_iteration_tensor(self) -> Tensor | None:
@@ -257,3 +251,11 @@ class ESWMV:
     def best_z(self) -> Tensor | None:
         """The seed passed with the chosen output, if seeds were passed; None otherwise."""
         return self._best_z if self.has_best else None
+
+
+def _iteration_or_none(index: Tensor | None) -> int | None:
+    """A device-side iteration index (-1 = none yet) as an int, or None. Host sync."""
+    if index is None:
+        return None
+    it = int(index)
+    return it if it >= 0 else None
