@@ -70,6 +70,11 @@ def _coerce_scalar(value: Any, tp: Any, key: str) -> Any:
             raise VidplugError(f"config key '{key}' must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-6 (no dot) as a string: take what float() takes
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise VidplugError(f"config key '{key}' must be a number, got {value!r}")
         return float(value)

@@ -64,6 +64,8 @@ def test_task_options_are_typed_when_loaded(tmp_path):
         load_config(bad)
     with pytest.raises(VidplugError, match="'task.options.ratio' must be a number"):
         apply_overrides(RestoreConfig(), ["task.name=inpaint", "task.options.ratio=half"])
+    # YAML 1.1 reads 1e-6 (no dot) as a string; a float key still takes it
+    assert apply_overrides(RestoreConfig(), ["consistency.pixel_weight=1e-6"]).consistency.pixel_weight == 1e-6
     with pytest.raises(VidplugError, match="unknown task.options.padding 'wrap'; use one of: reflect, replicate"):
         apply_overrides(RestoreConfig(), ["task.name=deblur", "task.options.padding=wrap"])
     # a new task starts from its own default options, not the previous task's
@@ -72,7 +74,7 @@ def test_task_options_are_typed_when_loaded(tmp_path):
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("method=magic", "unknown method 'magic'; use one of: dmplug, bicubic, diffpir, least-squares, telea"),
+    ("method=magic", "unknown method 'magic'; use one of: dmplug, bicubic, diffpir, least-squares, flow-least-squares, telea"),
     ("task.name=colourise", "unknown task 'colourise'; known tasks: sr4, sr, inpaint"),
     ("chunk.seam=zip", "unknown chunk.seam 'zip'; use one of: anchor, blend"),
     ("solver.optimizer=sgd", "unknown solver.optimizer 'sgd'; use one of: adam, lbfgs"),

@@ -80,6 +80,11 @@ def test_inversion_offset_starts_exactly_at_the_initial_estimate(tiny_prior):
     start = reverse_fn(tiny_prior, ts, offset=offset)(z0, slice(None))
     assert torch.allclose(start, init, atol=1e-5)
     assert not torch.allclose(reverse_to_unit(z0, tiny_prior, ts), init, atol=1e-3)  # the round trip alone is not
+    # one fixed-point call per level (solver.inversion_iters=1): other seeds, still an exact start with the offset
+    z1 = inversion_seeds(init, tiny_prior, 2, "leading", iters=1)
+    assert not torch.allclose(z1, z0)
+    start1 = reverse_fn(tiny_prior, ts, offset=start_offset(init, z1, tiny_prior, 2, "leading"))(z1, slice(None))
+    assert torch.allclose(start1, init, atol=1e-5)
 
 
 def test_solver_config_rejects_bad_projection_and_refinement():
@@ -89,6 +94,8 @@ def test_solver_config_rejects_bad_projection_and_refinement():
         SolverConfig(project_damping=0.0)
     with pytest.raises(VidplugError, match="init_refine_steps"):
         SolverConfig(init_refine_steps=-2)
+    with pytest.raises(VidplugError, match="inversion_iters"):
+        SolverConfig(inversion_iters=0)
     with pytest.raises(VidplugError, match="inversion-offset"):
         SolverConfig(init="nope")
 

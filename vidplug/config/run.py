@@ -17,7 +17,7 @@ from vidplug.physics.registry import Task, task_options_type
 from vidplug.solver.config import SolverConfig
 from vidplug.typed import check_choices, from_dict
 
-Method = Literal["dmplug", "bicubic", "diffpir", "least-squares", "telea"]  # vidplug.methods.METHODS
+Method = Literal["dmplug", "bicubic", "diffpir", "least-squares", "flow-least-squares", "telea"]  # vidplug.methods.METHODS
 
 
 @dataclass
@@ -78,9 +78,18 @@ class ConsistencyConfig:
     flow_model: Literal["auto", "raft", "dis"] = "auto"  # auto: RAFT if its weights are present, else OpenCV DIS
     flow_refresh_every: int = 50  # re-estimate flow from the current restoration every N iterations; 0 = never
     anchor_weight: float = 1.0  # weight tying a chunk's overlap frames to the previous chunk's result
+    # multi-frame fusion (vidplug/consistency/fusion.py): with the pixel term on, the least-squares start
+    # (solver.init_refine_steps) and the measurement projection (solver.project_steps) also couple neighbouring frames
+    # by flow warping, weight * |M (x_t - W x_{t+1})|^2 against the summed data term; 0 = off. 0.1 and 3 rounds (flows
+    # re-estimated from the estimate before each) measured on the bikes clip (benchmarks/RESULTS.md).
+    fusion_weight: float = 0.1
+    fusion_rounds: int = 3
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if not self.fusion_weight >= 0 or self.fusion_rounds < 1:
+            raise VidplugError(f"consistency.fusion_weight must be >= 0 and fusion_rounds >= 1, got "
+                               f"{self.fusion_weight} and {self.fusion_rounds}")
 
 
 @dataclass

@@ -12,7 +12,7 @@ import typing
 from vidplug.config.run import Method
 from vidplug.errors import VidplugError
 from vidplug.methods.base import ChunkOutput, ChunkSolver
-from vidplug.methods.classical import LeastSquares, Telea
+from vidplug.methods.classical import FlowLeastSquares, LeastSquares, Telea
 from vidplug.methods.diffpir import DiffPIRMethod, DiffPIRSettings
 from vidplug.methods.dmplug import DMPlugMethod
 from vidplug.methods.pseudo_inverse import PseudoInverse
@@ -22,6 +22,7 @@ METHODS: dict[str, ChunkSolver] = {
     "bicubic": PseudoInverse(),
     "diffpir": DiffPIRMethod(DiffPIRSettings()),
     "least-squares": LeastSquares(),
+    "flow-least-squares": FlowLeastSquares(),
     "telea": Telea(),
 }
 assert tuple(METHODS) == typing.get_args(Method)  # noqa: S101 (the config's Literal lists the registry's names)
@@ -35,5 +36,5 @@ def get_method(name: str) -> ChunkSolver:
         raise VidplugError(f"unknown method {name!r}; use one of: {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "ChunkOutput", "ChunkSolver", "DMPlugMethod", "DiffPIRMethod", "DiffPIRSettings", "LeastSquares", "Telea",
+__all__ = ["METHODS", "ChunkOutput", "ChunkSolver", "DMPlugMethod", "DiffPIRMethod", "DiffPIRSettings", "FlowLeastSquares", "LeastSquares", "Telea",
            "PseudoInverse", "get_method"]

@@ -6,6 +6,9 @@ through the same harness as the diffusion methods (same chunks, observations, 8-
   least squares, i.e. spatial-domain Wiener deconvolution with a white signal model): 30 steps at damping 0.01,
   chosen on the bikes clip (benchmarks/RESULTS.md: the best PSNR for SR x4 and the temporal tasks among
   damping 0.001 / 0.01 / 0.05 / 0.2; more steps change nothing);
+- ``flow-least-squares``: the same least squares, then fused with the neighbouring frames' observations by flow
+  warping (:func:`vidplug.consistency.fusion.fuse`, ``consistency.fusion_weight`` / ``fusion_rounds``): multi-frame
+  least squares without any prior, the full method's start. It shows what the diffusion prior adds on top;
 - ``telea``: ``cv2.inpaint`` with Telea's fast marching method, per frame, for inpainting.
 
 The neighbour fill / bicubic baseline is ``method: bicubic`` (the operator's own ``A_dagger``).
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidplug.consistency.fusion import fuse
 from vidplug.errors import VidplugError
 from vidplug.methods.base import ChunkOutput
 from vidplug.solver.chunk_problem import CroppedOperator, project
@@ -36,6 +40,25 @@ class LeastSquares:
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         x = project(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), steps, damping)
         return x, {"method": self.name, "steps": steps, "damping": damping}, None
+
+
+class FlowLeastSquares:
+    """Restores a chunk as flow-coupled (multi-frame) damped least squares from the least-squares estimate."""
+
+    name = "flow-least-squares"
+    needs_prior = False
+    uses_consistency = False  # no loss terms; the flow model comes from models.metrics_flow()
+
+    def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
+        cons = cfg.consistency
+        lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
+        data_op, dagger = CroppedOperator(op, lo, hi), op.A_dagger(y).clamp(0, 1)
+        start = project(data_op, y[lo:hi], dagger, LS_STEPS, LS_DAMPING)
+        flow = models.metrics_flow()
+        x = fuse(data_op, y[lo:hi], dagger, start, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds,
+                 steps=LS_STEPS, damping=LS_DAMPING)
+        return x, {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING, "fusion_weight": cons.fusion_weight,
+                   "fusion_rounds": cons.fusion_rounds, "flow_model": flow.name}, None
 
 
 def telea_inpaint(y: Tensor, mask: Tensor, radius: int = 3) -> Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from vidplug.consistency.fusion import fuse
 from vidplug.methods.base import ChunkOutput
 from vidplug.methods.classical import LS_DAMPING
 from vidplug.solver import solve
@@ -62,9 +63,8 @@ class DMPlugMethod:
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         data_op = CroppedOperator(op, lo, hi)
         models.prior.border_pad = cfg.prior.border_pad  # models may be shared between runs: this run's setting
-        init = op.A_dagger(y).clamp(0, 1)  # (T, C, H, W) pseudo-inverse estimate
-        if sv.init_refine_steps > 0 and op.linear:  # the least-squares baseline's estimate (SR: back-projection)
-            init = project(data_op, y[lo:hi], init, sv.init_refine_steps, LS_DAMPING)
+        fusing = _fusing(cfg, models, op, chunk)
+        init = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1), fusing)
         terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
         z0, offset = _start(cfg, models.prior, chunk, init)
         result = solve(y[lo:hi], data_op, models.prior, sv, extra_terms=terms, z_init=z0, frame_shape=tuple(init.shape),
@@ -72,7 +72,7 @@ class DMPlugMethod:
                        on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
         if sv.project_steps > 0 and op.linear:
-            frames = project(data_op, y[lo:hi], frames, sv.project_steps, sv.project_damping)
+            frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
                 from vidplug.metrics.fidelity import psnr
 
@@ -81,12 +81,44 @@ class DMPlugMethod:
         return frames, summary, result.z
 
 
+def _fusing(cfg, models, op, chunk: Chunk) -> bool:
+    """Whether the least-squares stages fuse neighbouring frames: the pixel term is on (its flow model loaded), the
+    operator is linear, the window has two frames or more and ``consistency.fusion_weight`` > 0."""
+    cons = cfg.consistency
+    return (models.flow is not None and cons.pixel_weight > 0 and cons.fusion_weight > 0 and op.linear
+            and chunk.window_len > 1)
+
+
+def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, dagger: Tensor, fusing: bool) -> Tensor:
+    """The solve's start ``(T, C, H, W)``: the pseudo-inverse ``dagger``, refined to the least-squares baseline's
+    estimate with ``solver.init_refine_steps`` (SR: back-projection) and, when ``fusing``, fused with the neighbouring
+    frames' observations (``consistency.fusion_rounds`` rounds of flow-coupled least squares)."""
+    sv, cons = cfg.solver, cfg.consistency
+    if sv.init_refine_steps <= 0 or not op.linear:
+        return dagger
+    init = project(data_op, y, dagger, sv.init_refine_steps, LS_DAMPING)
+    if not fusing:
+        return init
+    return fuse(data_op, y, dagger, init, models.flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds,
+                steps=sv.init_refine_steps, damping=LS_DAMPING)
+
+
+def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool) -> Tensor:
+    """Measurement consistency after the solve (``solver.project_steps`` CG steps at ``project_damping`` from the
+    restoration); when ``fusing`` the neighbours' observations are fused too, with flows from the restoration."""
+    sv = cfg.solver
+    if not fusing:
+        return project(data_op, y, frames, sv.project_steps, sv.project_damping)
+    return fuse(data_op, y, frames, frames, models.flow, weight=cfg.consistency.fusion_weight, rounds=1,
+                steps=sv.project_steps, damping=sv.project_damping)
+
+
 def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | None]:
     """Initial seeds of the window and the offset added to ``R(z)`` (None unless ``solver.init=inversion-offset``,
     where ``x = R(z) + init - R(z0)`` starts exactly at ``init (T, C, H, W)``)."""
     sv = cfg.solver
     if sv.init in ("inversion", "inversion-offset"):  # warm start: seeds whose reverse process lands near init
-        z0 = inversion_seeds(init, prior, sv.num_steps, sv.spacing)
+        z0 = inversion_seeds(init, prior, sv.num_steps, sv.spacing, sv.inversion_iters)
         if sv.init == "inversion":
             return z0, None
         return z0, start_offset(init, z0, prior, sv.num_steps, sv.spacing, clamp=sv.clamp)

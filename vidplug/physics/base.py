@@ -16,6 +16,7 @@ slice of the whole video's operator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -150,19 +151,27 @@ class VideoOperator(nn.Module):
                 f"{tuple(shape)}; build the operator for this video's frame count and size"
             )
 
-    def least_squares(self, y: Tensor, x0: Tensor, steps: int, damping: float = 0.05) -> Tensor:
-        """``steps`` conjugate-gradient steps on ``(A^T A + damping I) x = A^T y + damping x0`` from ``x0``.
+    def least_squares(self, y: Tensor, x0: Tensor, steps: int, damping: float = 0.05,
+                      regulariser: Callable[[Tensor], Tensor] | None = None, start: Tensor | None = None) -> Tensor:
+        """``steps`` conjugate-gradient steps on ``(A^T A + R + damping I) x = A^T y + damping x0``.
 
-        Minimises ``|A x - y|^2 + damping |x - x0|^2``: the damping keeps the noise that an ill-posed ``A`` (temporal
-        box filter, motion blur) amplifies in check. Used by :meth:`A_dagger` of temporal/deblur when asked for.
+        Minimises ``|A x - y|^2 + x^T R x + damping |x - x0|^2``: the damping keeps the noise that an ill-posed ``A``
+        (temporal box filter, motion blur) amplifies in check. Used by :meth:`A_dagger` of temporal/deblur when asked
+        for.
+
+        Args:
+            regulariser: ``v -> R v`` for a symmetric positive semi-definite ``R`` coupling the frames (e.g.
+                :class:`vidplug.consistency.fusion.FlowCoupling`'s normal operator); None = no such term.
+            start: where the iterations start (default ``x0``).
         """
         if steps <= 0:
-            return x0
+            return x0 if start is None else start
 
         def normal(v: Tensor) -> Tensor:
-            return self.A_adjoint(self.A(v)) + damping * v
+            out = self.A_adjoint(self.A(v)) + damping * v
+            return out if regulariser is None else out + regulariser(v)
 
-        x = x0.clone()
+        x = (x0 if start is None else start).clone()
         r = self.A_adjoint(y) + damping * x0 - normal(x)  # residual of the normal equations
         p = r.clone()
         rs = (r * r).sum()

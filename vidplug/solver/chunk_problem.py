@@ -18,13 +18,13 @@ def initial_seeds(shape: tuple[int, int, int], frames: range, seed: int) -> Tens
     return torch.stack([torch.randn(shape, generator=frame_generator(seed, "init-seed", t)) for t in frames])
 
 
-def inversion_seeds(estimate: Tensor, prior: DiffusionPrior, num_steps: int, spacing: str) -> Tensor:
+def inversion_seeds(estimate: Tensor, prior: DiffusionPrior, num_steps: int, spacing: str, iters: int = 10) -> Tensor:
     """Warm-start seeds ``prior.seed_shape((T, C, H, W))`` whose reverse process lands near ``estimate`` (in
-    [0, 1]): its DDIM inversion over the solver's ``num_steps`` timesteps (a latent prior VAE-encodes the estimate
-    first and inverts in latent space)."""
+    [0, 1]): its DDIM inversion over the solver's ``num_steps`` timesteps with ``iters`` fixed-point network calls
+    per level (a latent prior VAE-encodes the estimate first and inverts in latent space)."""
     timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps, spacing)
     with torch.no_grad():
-        return ddim_invert(prior.encode_frames(estimate), prior, timesteps)
+        return ddim_invert(prior.encode_frames(estimate), prior, timesteps, fixed_point_iters=iters)
 
 
 @torch.no_grad()

@@ -61,6 +61,7 @@ class SolverConfig:
     compile: bool = False  # torch.compile the prior network: slow first iterations, faster steady state (GPU)
     channels_last: bool = False  # run the prior network in NHWC memory layout (faster convolutions on GPUs)
     init: Init = "random"  # seeds: random (DMPlug) | inversion (DDIM-invert the initial estimate) | inversion-offset
+    inversion_iters: int = 10  # network calls per DDIM level of the inversion (init=inversion*); 1 = plain DDIM inversion
     init_refine_steps: int = 0  # CG steps of damped least squares (damping 0.01, the least-squares baseline's)
     # refining the pseudo-inverse estimate the warm start inverts (SR: bicubic -> back-projection); 0 = as it is
     # frames per backward pass through R; 0 = the whole chunk at once. R is per frame, so R(z) runs without grad
@@ -100,6 +101,8 @@ class SolverConfig:
             raise VidplugError("solver.es_check_every and solver.log_every must be >= 1 iteration")
         if self.micro_batch < 0:
             raise VidplugError(f"solver.micro_batch must be >= 0 frames (0 = whole chunk), got {self.micro_batch}")
+        if self.inversion_iters < 1:
+            raise VidplugError(f"solver.inversion_iters must be >= 1 network call per level, got {self.inversion_iters}")
         if self.init_refine_steps < 0:
             raise VidplugError(f"solver.init_refine_steps must be >= 0, got {self.init_refine_steps}")
         if self.project_steps < 0 or not self.project_damping > 0:

@@ -1,0 +1,109 @@
+"""Multi-frame fusion (vidplug/consistency/fusion.py): the flow coupling's normal operator and what fusing the
+neighbours' observations buys on a video whose motion is known."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import tiny_models, tiny_run_config
+from vidplug.config import apply_overrides
+from vidplug.consistency.flow import FlowModel
+from vidplug.consistency.fusion import FlowCoupling, fuse
+from vidplug.errors import VidplugError
+from vidplug.methods.dmplug import _fusing, _least_squares_start
+from vidplug.metrics.fidelity import psnr
+from vidplug.physics import build_operator
+from vidplug.solver.chunk_problem import CroppedOperator, project
+from vidplug.solver.chunks import plan_chunks
+
+SHIFT = 1.0  # pixels the scene moves right per frame in :func:`panning_video`
+
+
+def panning_video(frames: int = 6, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """A smooth random texture panning right by SHIFT pixels per frame: ``(T, 3, size, size)`` in [0.1, 0.9]."""
+    g = torch.Generator().manual_seed(seed)
+    wide = F.interpolate(torch.rand(1, 3, size // 4, (size + frames * 4) // 4, generator=g), scale_factor=4,
+                         mode="bicubic", align_corners=False)[0]
+    wide = 0.1 + 0.8 * (wide - wide.min()) / (wide.max() - wide.min())
+    cols = wide.shape[-1]
+    return torch.stack([wide[:, :, cols - size - int(t * SHIFT): cols - int(t * SHIFT)] for t in range(frames)])
+
+
+class KnownFlow(FlowModel):
+    """The panning video's true flow: frame t+1 is frame t moved SHIFT pixels right."""
+
+    name = "known"
+
+    def _flow(self, src, dst):
+        flow = torch.zeros(src.shape[0], 2, *src.shape[-2:])
+        flow[:, 0] = SHIFT  # src pixel p is found at p + SHIFT in dst... when dst is the later frame
+        return flow
+
+    def flow_pair(self, frames):
+        fw = torch.zeros(frames.shape[0] - 1, 2, *frames.shape[-2:])
+        fw[:, 0] = SHIFT
+        return fw, -fw
+
+
+def test_coupling_normal_operator_is_symmetric_and_equals_the_residual_energy():
+    g = torch.Generator().manual_seed(0)
+    fw = 2.0 * torch.randn(3, 2, 12, 10, generator=g)
+    mask = (torch.rand(3, 1, 12, 10, generator=g) > 0.3).float()
+    coupling = FlowCoupling(fw, mask, weight=0.7)
+    u, v = torch.randn(4, 3, 12, 10, generator=g), torch.randn(4, 3, 12, 10, generator=g)
+    uv = float((u * coupling.normal(v)).sum())
+    assert uv == pytest.approx(float((coupling.normal(u) * v).sum()), rel=1e-4)
+    assert uv == pytest.approx(0.7 * float((coupling.residual(u) * coupling.residual(v)).sum()), rel=1e-4)
+    assert float((v * coupling.normal(v)).sum()) >= 0
+
+
+def test_coupling_without_motion_is_the_temporal_difference():
+    coupling = FlowCoupling(torch.zeros(2, 2, 4, 4), torch.ones(2, 1, 4, 4), weight=1.0)
+    x = torch.stack([torch.full((1, 4, 4), v) for v in (0.0, 1.0, 3.0)])
+    assert torch.allclose(coupling.residual(x)[:, 0, 0, 0], torch.tensor([-1.0, -2.0]))
+    # L^T L x for the chain 0-1-2: (x0 - x1, -x0 + 2 x1 - x2, x2 - x1)
+    assert torch.allclose(coupling.normal(x)[:, 0, 0, 0], torch.tensor([-1.0, -1.0, 2.0]))
+
+
+def test_coupling_rejects_mismatched_flows_and_negative_weights():
+    with pytest.raises(VidplugError, match="flow coupling"):
+        FlowCoupling(torch.zeros(2, 2, 4, 4), torch.ones(3, 1, 4, 4), 1.0)
+    with pytest.raises(VidplugError, match="fusion weight"):
+        FlowCoupling(torch.zeros(2, 2, 4, 4), torch.ones(2, 1, 4, 4), -1.0)
+
+
+def test_fusing_the_neighbours_beats_single_frame_least_squares_on_known_motion():
+    truth = panning_video()
+    op = build_operator("sr4", truth.shape[0], tuple(truth.shape[-2:]), noise_sigma=0.01)
+    y = op(truth)
+    data_op = CroppedOperator(op, 0, truth.shape[0])
+    dagger = op.A_dagger(y)
+    single = project(data_op, y, dagger, 30, 0.01)
+    fused = fuse(data_op, y, dagger, single, KnownFlow(), weight=0.1, rounds=2, steps=30, damping=0.01)
+    assert psnr(fused, truth)[0] > psnr(single, truth)[0] + 1.0
+    zero = fuse(data_op, y, dagger, dagger, KnownFlow(), weight=0.0, rounds=1, steps=30, damping=0.01)
+    assert torch.allclose(zero, single, atol=1e-5)  # weight 0: plain damped least squares
+
+
+def test_fusion_runs_only_with_the_pixel_term_and_changes_only_the_fused_start():
+    truth = panning_video(frames=4, size=16)
+    cfg = tiny_run_config("solver.init_refine_steps=10", "consistency.pixel_weight=0.05",
+                          task=("task.name=sr4",))
+    models = tiny_models(cfg)
+    op = build_operator("sr4", 4, (16, 16), noise_sigma=0.01)
+    y = op(truth)
+    chunk = plan_chunks(4, 4, 0)[0]
+    data_op = CroppedOperator(op, 0, 4)
+    dagger = op.A_dagger(y)
+    assert _fusing(cfg, models, op, chunk)
+    fused = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
+    plain = _least_squares_start(cfg, models, op, data_op, y, dagger, False)
+    assert torch.allclose(plain, project(data_op, y, dagger, 10, 0.01))
+    assert not torch.allclose(fused, plain, atol=1e-3)
+    for off in ("consistency.fusion_weight=0", "consistency.pixel_weight=0"):
+        off_cfg = apply_overrides(cfg, [off])
+        assert not _fusing(off_cfg, tiny_models(off_cfg), op, chunk), off
+    with pytest.raises(VidplugError, match="fusion_weight"):
+        apply_overrides(cfg, ["consistency.fusion_rounds=0"])

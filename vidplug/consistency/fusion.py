@@ -1,0 +1,90 @@
+"""Multi-frame fusion: the pixel term's flow warping as a quadratic coupling inside damped least squares.
+
+With flows fixed, ``L x = M_t (x_t - W(x_{t+1}, fw_t))`` over neighbouring pairs is linear in the frames (``W`` is
+bilinear sampling), so ``|A x - y|^2 + weight |L x|^2 + damping |x - x0|^2`` is a linear least-squares problem over the
+whole chunk: every frame is estimated from its own observation *and* its neighbours' observations warped onto it.
+That is classical multi-frame restoration (multi-frame super-resolution for SR), and it is where a video method gets
+detail no single frame holds. vidplug solves it by conjugate gradient before the diffusion solve (the start) and
+after it (the measurement projection), re-estimating the flows from the current estimate between rounds.
+
+``L^T L v`` is taken by automatic differentiation of ``|L v|^2 / 2`` (exact: torch's backward of ``grid_sample`` is
+the adjoint of the bilinear warp), so no adjoint warp is written by hand. The sums are raw (not averaged), like the
+data term's, so ``weight`` does not depend on the frame size.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from vidplug.consistency.warp import flow_warp, inside_mask, occlusion_mask
+from vidplug.errors import VidplugError
+from vidplug.physics.base import VideoOperator
+
+if TYPE_CHECKING:
+    from vidplug.consistency.flow import FlowModel
+
+
+class FlowCoupling:
+    """``weight * |L x|^2`` with ``L x = M_t (x_t - W(x_{t+1}, fw_t))`` for ``t < T - 1``, as a normal operator.
+
+    Args:
+        fw (Tensor): ``(T-1, 2, H, W)`` flow from frame t to frame t+1, in pixels.
+        mask (Tensor): ``(T-1, 1, H, W)``, 1 where frame t's pixel is seen in frame t+1 (occlusions masked).
+        weight: the coupling's weight against the (raw, summed) data term.
+    """
+
+    def __init__(self, fw: Tensor, mask: Tensor, weight: float) -> None:
+        if fw.ndim != 4 or fw.shape[1] != 2 or mask.shape != (fw.shape[0], 1, *fw.shape[-2:]):
+            raise VidplugError(f"flow coupling needs fw (T-1, 2, H, W) and mask (T-1, 1, H, W), got "
+                               f"{tuple(fw.shape)} and {tuple(mask.shape)}")
+        if not weight >= 0:
+            raise VidplugError(f"the fusion weight must be >= 0, got {weight}")
+        self.fw, self.mask, self.weight = fw.detach().float(), mask.detach().float(), float(weight)
+
+    @classmethod
+    @torch.no_grad()
+    def from_frames(cls, flow_model: FlowModel, frames: Tensor, weight: float) -> FlowCoupling:
+        """Flows and the forward-backward occlusion mask of ``frames (T, C, H, W)`` in [0, 1] (T >= 2)."""
+        frames = frames.detach().clamp(0, 1)
+        fw, bw = (f.to(frames.device) for f in flow_model.flow_pair(frames))
+        return cls(fw, occlusion_mask(fw, bw) * inside_mask(fw), weight)
+
+    def residual(self, x: Tensor) -> Tensor:
+        """``L x`` ``(T-1, C, H, W)``: each frame minus its successor warped onto it, occluded pixels zero."""
+        return (x[:-1] - flow_warp(x[1:], self.fw.to(x))) * self.mask.to(x)
+
+    def normal(self, v: Tensor) -> Tensor:
+        """``weight * L^T L v`` ``(T, C, H, W)``: the coupling's part of the normal equations."""
+        with torch.enable_grad():
+            v = v.detach().requires_grad_(True)
+            energy = 0.5 * self.residual(v).pow(2).sum()
+            (grad,) = torch.autograd.grad(energy, v)
+        return self.weight * grad
+
+
+def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *, weight: float, rounds: int,
+         steps: int, damping: float) -> Tensor:
+    """Flow-coupled damped least squares: ``rounds`` times, flows from the current estimate, then ``steps`` CG steps
+    on ``|A x - y|^2 + weight |L x|^2 + damping |x - anchor|^2`` from it.
+
+    Args:
+        op: the data operator (``A`` and ``A_adjoint``, e.g. a chunk's :class:`~vidplug.solver.chunk_problem.
+            CroppedOperator`); ``y`` its observation.
+        anchor (Tensor): ``(T, C, H, W)`` the damping pulls towards (the pseudo-inverse, or the diffusion result).
+        start (Tensor): ``(T, C, H, W)`` in [0, 1] where the first round starts and its flows are estimated.
+        flow_model: estimates the flows (RAFT, or OpenCV DIS offline).
+
+    Returns:
+        ``(T, C, H, W)`` clamped to [0, 1]. With fewer than 2 frames, or ``weight`` 0, plain damped least squares.
+    """
+    x = start
+    with torch.no_grad():
+        for _ in range(max(int(rounds), 1)):
+            coupling = None
+            if x.shape[0] > 1 and weight > 0:
+                coupling = FlowCoupling.from_frames(flow_model, x, weight).normal
+            x = VideoOperator.least_squares(op, y, anchor, steps, damping, regulariser=coupling, start=x).clamp(0, 1)
+    return x
