@@ -1,5 +1,6 @@
 """The main job on bundled defaults: restore the bundled sample clip (SR x4, simulated) with the bundled prior and
-compare bicubic, least squares, per-frame DMPlug and full vidplug (semantic + pixel consistency) in one short table."""
+compare bicubic, least squares, flow-coupled least squares (the full method's start, no prior), per-frame DMPlug and
+full vidplug (semantic + pixel consistency) in one short table."""
 
 from __future__ import annotations
 

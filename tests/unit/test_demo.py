@@ -25,7 +25,8 @@ def test_demo_writes_video_side_by_side_and_table(tmp_path):
     for name in ("restored.mp4", "side_by_side.mp4", "results.md", "results.json", "restored.config.yaml"):
         assert (out / name).is_file(), name
     rows = json.loads((out / "results.json").read_text())["table"]
-    assert list(rows) == ["bicubic", "least squares", "dmplug (per frame)", "vidplug (full)"]
+    assert list(rows) == ["bicubic", "least squares", "flow-coupled least squares (no prior)", "dmplug (per frame)",
+                          "vidplug (full)"]
     assert all(r["psnr"] is not None and r["warping_error"] is not None for r in rows.values())
     assert "PSNR" in summary["table"] and "WE (x1e-2)" in summary["table"]
     text = (out / "results.md").read_text()
