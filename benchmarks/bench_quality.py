@@ -7,9 +7,10 @@ random inpainting (50%), temporal averaging (k=7) and temporal+deblur, all simul
 Settings are the prior's recommended ones (configs/priors/<prior>.yaml, as `vidplug restore --prior` gets them)
 plus any --set. Goals (issue 18), each printed as met / not met per clip and task: the full method ranks first on
 PSNR and on SSIM against the task's classical baselines and per-frame DMPlug (the flow-coupled least-squares row,
-the full method's start without the prior, is shown as an ablation, outside the goals); its warping error is at most half of per-frame DMPlug's; it takes at most 5 s per frame. The
-returned iterate is ES-WMV's or the last one: nothing is chosen by the ground truth. With `solver.project_steps`
-the PSNR before the measurement projection is also reported (ORACLE: it needs the ground truth, decides nothing).
+the full method's start without the prior, is shown as an ablation, outside the goals); its warping error is at
+most half of per-frame DMPlug's; it takes at most 5 s per frame. The returned iterate is ES-WMV's or the last one:
+nothing is chosen by the ground truth. With `solver.project_steps` the PSNR before the measurement projection is also
+reported (ORACLE: it needs the ground truth, decides nothing).
 """
 
 from __future__ import annotations

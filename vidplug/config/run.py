@@ -17,7 +17,8 @@ from vidplug.physics.registry import Task, task_options_type
 from vidplug.solver.config import SolverConfig
 from vidplug.typed import check_choices, from_dict
 
-Method = Literal["dmplug", "bicubic", "diffpir", "least-squares", "flow-least-squares", "telea"]  # vidplug.methods.METHODS
+# the names of vidplug.methods.METHODS, in its order
+Method = Literal["dmplug", "bicubic", "diffpir", "least-squares", "flow-least-squares", "telea"]
 
 
 @dataclass
@@ -165,7 +166,9 @@ def parse_size(size: Any) -> int | list[int] | None:
 
 @dataclass
 class RestoreConfig:
-    method: Method = "dmplug"  # dmplug | bicubic (the operator's pseudo-inverse) | diffpir (deepinv, per frame)
+    # dmplug | bicubic (the operator's pseudo-inverse) | diffpir (deepinv, per frame) | least-squares |
+    # flow-least-squares (multi-frame, the full method's start without the prior) | telea (OpenCV inpainting)
+    method: Method = "dmplug"
     task: TaskConfig = field(default_factory=TaskConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)

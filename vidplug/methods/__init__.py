@@ -36,5 +36,5 @@ def get_method(name: str) -> ChunkSolver:
         raise VidplugError(f"unknown method {name!r}; use one of: {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "ChunkOutput", "ChunkSolver", "DMPlugMethod", "DiffPIRMethod", "DiffPIRSettings", "FlowLeastSquares", "LeastSquares", "Telea",
-           "PseudoInverse", "get_method"]
+__all__ = ["METHODS", "ChunkOutput", "ChunkSolver", "DMPlugMethod", "DiffPIRMethod", "DiffPIRSettings", "FlowLeastSquares",
+           "LeastSquares", "Telea", "PseudoInverse", "get_method"]

@@ -89,7 +89,8 @@ def _fusing(cfg, models, op, chunk: Chunk) -> bool:
             and chunk.window_len > 1)
 
 
-def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, dagger: Tensor, fusing: bool) -> Tensor:
+def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, dagger: Tensor,
+                         fusing: bool) -> Tensor:
     """The solve's start ``(T, C, H, W)``: the pseudo-inverse ``dagger``, refined to the least-squares baseline's
     estimate with ``solver.init_refine_steps`` (SR: back-projection) and, when ``fusing``, fused with the neighbouring
     frames' observations (``consistency.fusion_rounds`` rounds of flow-coupled least squares)."""
