@@ -158,6 +158,25 @@ def test_restore_config_starts_from_the_priors_recommended_settings(tmp_path):
     assert adm.prior.border_pad == 0 and adm.solver.project_steps == 0
 
 
+def test_a_priors_settings_file_can_hold_settings_for_one_task(tmp_path, monkeypatch):
+    tiny_td = load_config(None, ["task.name=temporal+deblur"], flags={"prior.name": "tiny"})
+    tiny_sr = load_config(None, ["task.name=sr4"], flags={"prior.name": "tiny"})
+    task_only = prior_defaults("tiny", "temporal+deblur")["consistency"]["pixel_weight"]
+    assert tiny_td.consistency.pixel_weight == task_only != tiny_sr.consistency.pixel_weight
+    assert tiny_td.solver.iters == tiny_sr.solver.iters  # the rest of the file applies to every task
+    assert load_config(None, ["task.name=temporal+deblur", "consistency.pixel_weight=0"],
+                       flags={"prior.name": "tiny"}).consistency.pixel_weight == 0  # --set still wins
+    priors = tmp_path / "configs" / "priors"
+    priors.mkdir(parents=True)
+    (priors / "mine.yaml").write_text("solver: {iters: 9}\ntasks: {inpaint: {solver: {iters: 4}}}\n")
+    (priors / "typo.yaml").write_text("tasks: {inpainting: {solver: {iters: 4}}}\n")
+    monkeypatch.setenv("VIDPLUG_CONFIGS", str(tmp_path / "configs"))
+    assert load_config(None, ["task.name=inpaint"], flags={"prior.name": "mine"}).solver.iters == 4
+    assert load_config(None, ["task.name=sr4"], flags={"prior.name": "mine"}).solver.iters == 9
+    with pytest.raises(VidplugError, match="unknown task.*inpainting"):
+        load_config(None, [], flags={"prior.name": "typo"})
+
+
 def test_dmplug_with_every_lever_on_restores_and_reports_the_unprojected_oracle(tmp_path):
     from tests.conftest import make_translating_video
     from vidplug.io import write_video

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
 from vidplug.errors import VidplugError
-from vidplug.typed import load_with_bases, load_yaml
+from vidplug.physics.registry import Task
+from vidplug.typed import deep_merge, load_with_bases, load_yaml
 
 
 def configs_dir() -> Path:
@@ -30,10 +32,11 @@ def bundled(relative: str) -> Path:
     return path
 
 
-def prior_defaults(name: str) -> dict[str, Any]:
+def prior_defaults(name: str, task: str | None = None) -> dict[str, Any]:
     """The recommended settings of prior ``name`` (``configs/priors/NAME.yaml``); for a Stable Diffusion folder or
     hub id, those of latent priors in general (``configs/priors/latent.yaml``: K = 4, as Wang et al. 2025); {} for
-    other folders, hub ids and files."""
+    other folders, hub ids and files. The file's ``tasks: {TASK: {...}}`` section holds settings for one task only:
+    those of ``task`` are merged over the rest."""
     if not name:
         return {}
     if "/" in name or os.sep in name or name.startswith("."):
@@ -47,7 +50,12 @@ def prior_defaults(name: str) -> dict[str, Any]:
     if "name" in (data.get("prior") or {}) or "method" in data:
         raise VidplugError(f"{path} may only hold settings for its prior (solver, consistency, chunk, "
                            "prior.border_pad), not 'prior.name' or 'method'; remove them")
-    return data
+    per_task = data.pop("tasks", None) or {}
+    unknown = sorted(set(per_task) - set(typing.get_args(Task)))
+    if unknown:
+        raise VidplugError(f"{path}: 'tasks' names unknown task(s) {', '.join(unknown)}; use "
+                           f"{', '.join(typing.get_args(Task))}")
+    return deep_merge(data, per_task.get(task) or {}) if task else data
 
 
 def _is_latent_source(spec: str) -> bool:

@@ -21,7 +21,7 @@ def load_config(
     """Resolve a run config; every key and value is checked here.
 
     Precedence, lowest first: ``base`` (default :class:`RestoreConfig`) < ``configs/priors/<prior>.yaml`` (the prior
-    named by the result, when that file exists) < the YAML file ``path`` (with its ``base:`` chain) < ``flags``
+    named by the result, when that file exists, with its ``tasks:`` section for the resolved task) < the YAML file ``path`` (with its ``base:`` chain) < ``flags``
     (typed values by dotted key, from command-line shortcuts) < dotted ``key=value`` ``overrides``.
     """
     start = base or RestoreConfig()
@@ -33,5 +33,5 @@ def load_config(
         return apply_overrides(cfg, overrides or [])
 
     cfg = resolve({})
-    defaults = prior_defaults(cfg.prior.name) if use_prior_defaults else {}
+    defaults = prior_defaults(cfg.prior.name, cfg.task.name) if use_prior_defaults else {}
     return resolve(defaults) if defaults else cfg
