@@ -40,6 +40,7 @@ FLOW_LS = "flow-coupled least squares (no prior)"
 COLUMNS = (Column("psnr", "PSNR (dB)", ".2f", "max"), Column("ssim", "SSIM", ".4f", "max"),
            Column("warping_error", "WE (x1e-2)", ".4f", "min", 100.0), Column("s_per_frame", "s/frame", ".1f"))
 MAX_S_PER_FRAME = 5.0
+CONSISTENCY_KEYS = ("semantic_weight", "pixel_weight", "flow_refresh_every", "fusion_weight", "fusion_rounds")
 
 
 def goals(rows: dict[str, dict[str, Any]]) -> dict[str, bool]:
@@ -89,7 +90,9 @@ def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, m
         if name == FULL:
             notes |= set(rep["notes"])
             rows[name]["flow_model"] = rep["metrics"]["flow_model"]
-    return {"rows": rows, "goals": goals(rows), "notes": sorted(notes)}
+    cons = cfg.consistency  # the full method's terms, after the prior's per-task settings
+    return {"rows": rows, "goals": goals(rows), "notes": sorted(notes),
+            "consistency": {k: getattr(cons, k) for k in CONSISTENCY_KEYS}}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,7 +135,8 @@ def markdown(summary: dict[str, Any], note: str | None = None) -> str:
         for task, r in tasks.items():
             full = r["rows"][FULL]
             met = "; ".join(f"{k}: {'met' if v else '**NOT met**'}" for k, v in r["goals"].items())
-            lines += ["", f"**{clip}, {task}** (warping-error flow: {full.get('flow_model')})", "",
+            terms = ", ".join(f"{k} {v}" for k, v in r.get("consistency", {}).items())
+            lines += ["", f"**{clip}, {task}** (warping-error flow: {full.get('flow_model')}; full method: {terms})", "",
                       ranked_table(r["rows"], columns=COLUMNS), "", f"Goals: {met}."]
             if FLOW_LS in r["rows"]:
                 ablation = r["rows"][FLOW_LS]

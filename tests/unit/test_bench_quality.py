@@ -31,6 +31,7 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
     assert "**bikes, sr4**" in text and "| method | PSNR (dB) | SSIM | WE (x1e-2) | s/frame |" in text
     assert "Goals: full first on PSNR:" in text
     assert "What the prior adds over its own start" in text
+    assert rows["sr4"]["consistency"]["pixel_weight"] > 0 and "fusion_weight" in text  # the full method's terms
     assert main(["--prior", str(prior), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o2"),
                  "--no-append"]) == 2
 
