@@ -43,10 +43,14 @@ def test_every_bundled_config_loads_and_runs(path, tmp_path):
 @pytest.mark.parametrize("prior", ["tiny", "adm-imagenet256"])
 def test_prior_files_set_defaults_under_the_user_settings(prior, tmp_path):
     recommended = load_yaml(CONFIGS / "priors" / f"{prior}.yaml")
-    assert set(recommended) <= {"solver", "prior"} and "name" not in recommended.get("prior", {})
-    cfg = load_config(None, flags={"prior.name": prior})
+    assert set(recommended) <= {"solver", "prior", "consistency", "tasks"}
+    assert "name" not in recommended.get("prior", {})
+    cfg = load_config(None, ["task.name=sr4"], flags={"prior.name": prior})
+    assert "sr4" not in recommended.get("tasks", {})  # so the file's general settings are what sr4 gets
     assert {k: getattr(cfg.solver, k) for k in recommended["solver"]} == recommended["solver"]
     assert {k: getattr(cfg.prior, k) for k in recommended.get("prior", {})} == recommended.get("prior", {})
+    general = recommended.get("consistency", {})
+    assert {k: getattr(cfg.consistency, k) for k in general} == general
     user = tmp_path / "user.yaml"
     user.write_text("solver: {iters: 7}\n")
     assert load_config(user, ["solver.es_window=3"], flags={"prior.name": prior}).solver.iters == 7
