@@ -100,3 +100,20 @@ def test_fusion_runs_only_with_the_pixel_term_and_changes_only_the_fused_start()
         assert not _fusing(off_cfg, tiny_models(off_cfg), op, chunk), off
     with pytest.raises(VidplugError, match="fusion_weight"):
         apply_overrides(cfg, ["consistency.fusion_rounds=0"])
+
+
+def test_a_restore_with_the_pixel_term_reports_the_fusion(tmp_path):
+    from vidplug.io import write_video
+    from vidplug.pipeline import restore_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(3, 16, 16), clip, fps=8.0)
+    cfg = tiny_run_config("solver.init_refine_steps=5", "solver.project_steps=5", "solver.iters=2",
+                          "consistency.pixel_weight=0.05", "consistency.flow_model=dis", task=("task.name=sr4",))
+    models = tiny_models(cfg)
+    res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=models)
+    assert res.report["chunks"][0]["fusion"] == {"weight": cfg.consistency.fusion_weight,
+                                                 "rounds": cfg.consistency.fusion_rounds}
+    off = apply_overrides(cfg, ["consistency.fusion_weight=0"])
+    res = restore_video(clip, tmp_path / "r0.mp4", off, simulate=True, progress=False, models=tiny_models(off))
+    assert "fusion" not in res.report["chunks"][0]

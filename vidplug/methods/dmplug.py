@@ -71,6 +71,8 @@ class DMPlugMethod:
                        reference=reference, progress=progress, desc=f"chunk {chunk.index}",
                        on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
+        if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
+            summary["fusion"] = {"weight": cfg.consistency.fusion_weight, "rounds": cfg.consistency.fusion_rounds}
         if sv.project_steps > 0 and op.linear:
             frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
