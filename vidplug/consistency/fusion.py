@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import flow_warp, inside_mask, occlusion_mask
+from vidplug.consistency.warp import correspondence_mask, flow_warp
 from vidplug.errors import VidplugError
 from vidplug.physics.base import VideoOperator
 
@@ -50,7 +50,7 @@ class FlowCoupling:
         """Flows and the forward-backward occlusion mask of ``frames (T, C, H, W)`` in [0, 1] (T >= 2)."""
         frames = frames.detach().clamp(0, 1)
         fw, bw = (f.to(frames.device) for f in flow_model.flow_pair(frames))
-        return cls(fw, occlusion_mask(fw, bw) * inside_mask(fw), weight)
+        return cls(fw, correspondence_mask(fw, bw), weight)
 
     def residual(self, x: Tensor) -> Tensor:
         """``L x`` ``(T-1, C, H, W)``: each frame minus its successor warped onto it, occluded pixels zero."""

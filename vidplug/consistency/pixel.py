@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import flow_warp, inside_mask, occlusion_mask
+from vidplug.consistency.warp import correspondence_mask, flow_warp
 from vidplug.errors import VidplugError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class PixelConsistency:
             )
         fw, bw = fw.detach().float(), bw.detach().float()
         if mask is None:
-            mask = occlusion_mask(fw, bw) * inside_mask(fw)
+            mask = correspondence_mask(fw, bw)
         self.fw, self.bw, self.mask = fw, bw, mask.detach().float()
 
     def _maybe_refresh(self, x: Tensor, iteration: int) -> None:

@@ -74,3 +74,9 @@ def inside_mask(flow: Tensor, margin: float = 1e-3) -> Tensor:
     tx, ty = xs + flow[:, 0], ys + flow[:, 1]  # (n, h, w) target positions
     ok = (tx >= -margin) & (tx <= w - 1 + margin) & (ty >= -margin) & (ty <= h - 1 + margin)
     return ok.unsqueeze(1).to(flow.dtype)
+
+
+def correspondence_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
+    """(n, 1, h, w): 1 where a pixel of frame a has a correspondence in frame b, i.e. :func:`occlusion_mask` (not
+    occluded, not on a motion boundary) times :func:`inside_mask` (does not move out of view)."""
+    return occlusion_mask(flow_fw, flow_bw) * inside_mask(flow_fw)

@@ -28,6 +28,18 @@ from vidplug.solver.chunk_problem import CroppedOperator, project
 LS_STEPS, LS_DAMPING = 30, 0.01
 
 
+def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, steps: int, cons=None,
+                           flow=None) -> Tensor:
+    """The least-squares baseline's estimate of a chunk window ``(T, C, H, W)``: ``steps`` damped CG steps (damping
+    LS_DAMPING) from the pseudo-inverse ``dagger``; with a ``flow`` model, then fused with the neighbouring frames'
+    observations (:func:`vidplug.consistency.fusion.fuse` at ``cons.fusion_weight`` for ``cons.fusion_rounds``)."""
+    x = project(data_op, y, dagger, steps, LS_DAMPING)
+    if flow is None:
+        return x
+    return fuse(data_op, y, dagger, x, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds, steps=steps,
+                damping=LS_DAMPING)
+
+
 class LeastSquares:
     """Restores a chunk as damped least squares on its observed frames, from ``A_dagger(y)`` (linear tasks)."""
 
@@ -36,10 +48,9 @@ class LeastSquares:
     uses_consistency = False
 
     def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
-        steps, damping = LS_STEPS, LS_DAMPING
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        x = project(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), steps, damping)
-        return x, {"method": self.name, "steps": steps, "damping": damping}, None
+        x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS)
+        return x, {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING}, None
 
 
 class FlowLeastSquares:
@@ -50,13 +61,10 @@ class FlowLeastSquares:
     uses_consistency = False  # no loss terms; the flow model comes from models.metrics_flow()
 
     def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
-        cons = cfg.consistency
+        cons, flow = cfg.consistency, models.metrics_flow()
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        data_op, dagger = CroppedOperator(op, lo, hi), op.A_dagger(y).clamp(0, 1)
-        start = project(data_op, y[lo:hi], dagger, LS_STEPS, LS_DAMPING)
-        flow = models.metrics_flow()
-        x = fuse(data_op, y[lo:hi], dagger, start, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds,
-                 steps=LS_STEPS, damping=LS_DAMPING)
+        x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS,
+                                   cons, flow)
         return x, {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING, "fusion_weight": cons.fusion_weight,
                    "fusion_rounds": cons.fusion_rounds, "flow_model": flow.name}, None
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from vidplug.consistency.fusion import fuse
 from vidplug.methods.base import ChunkOutput
-from vidplug.methods.classical import LS_DAMPING
+from vidplug.methods.classical import least_squares_estimate
 from vidplug.solver import solve
 from vidplug.solver.chunk_problem import (
     CroppedOperator,
@@ -96,14 +96,11 @@ def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, d
     """The solve's start ``(T, C, H, W)``: the pseudo-inverse ``dagger``, refined to the least-squares baseline's
     estimate with ``solver.init_refine_steps`` (SR: back-projection) and, when ``fusing``, fused with the neighbouring
     frames' observations (``consistency.fusion_rounds`` rounds of flow-coupled least squares)."""
-    sv, cons = cfg.solver, cfg.consistency
+    sv = cfg.solver
     if sv.init_refine_steps <= 0 or not op.linear:
         return dagger
-    init = project(data_op, y, dagger, sv.init_refine_steps, LS_DAMPING)
-    if not fusing:
-        return init
-    return fuse(data_op, y, dagger, init, models.flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds,
-                steps=sv.init_refine_steps, damping=LS_DAMPING)
+    return least_squares_estimate(data_op, y, dagger, sv.init_refine_steps, cfg.consistency,
+                                  models.flow if fusing else None)
 
 
 def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool) -> Tensor:
