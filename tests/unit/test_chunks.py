@@ -19,6 +19,20 @@ def test_twenty_frames_chunk8_overlap2():
     assert [(c.anchor_start, c.start, c.stop) for c in chunks] == [(0, 0, 8), (6, 8, 14), (12, 14, 20)]
 
 
+@pytest.mark.parametrize("n,anchored", [(16, (8, 14, 16)), (9, (1, 8, 9)), (17, (9, 14, 17))])
+def test_a_short_last_chunk_anchors_more_frames_to_keep_its_window_full(n, anchored):
+    *_, before, last = plan_chunks(n, 8, 2)
+    assert (last.anchor_start, last.start, last.stop) == anchored
+    assert last.window_len == 8
+    assert last.anchor_start >= before.start  # its anchors are frames the previous chunk wrote
+
+
+def test_the_last_chunk_never_anchors_frames_before_the_previous_chunk_starts():
+    *_, before, last = plan_chunks(12, 5, 2)  # 5 frames back from the end would reach the previous chunk's anchors
+    assert (before.anchor_start, before.start, before.stop) == (6, 8, 11)
+    assert (last.anchor_start, last.start, last.stop) == (8, 11, 12)
+
+
 def test_context_frames_and_exact_data_range():
     c0, c1 = plan_chunks(30, 10, 2, context=3)[:2]
     assert (c0.window_start, c0.window_stop, c0.data_start, c0.data_stop) == (0, 13, 0, 10)

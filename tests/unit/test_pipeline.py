@@ -37,6 +37,15 @@ def test_chunked_restore_writes_every_frame_once_in_order(clip, tmp_path):
     assert config_path_for(out).is_file() and (tmp_path / "r.json").is_file()
 
 
+def test_a_short_last_chunk_is_restored_in_a_full_window_anchored_to_the_frames_before(clip, tmp_path):
+    cfg = _cfg("method=bicubic", "chunk.size=8", "chunk.overlap=2")
+    res = restore_video(clip, tmp_path / "s.mp4", cfg, simulate=True, progress=False, models=tiny_models(cfg),
+                        read={"max_frames": 16})
+    assert [c["frames"] for c in res.chunks] == [[0, 8], [8, 14], [14, 16]]
+    assert [c["window"] for c in res.chunks] == [[0, 8], [6, 14], [8, 16]]
+    assert res.report["metrics"]["frames"] == 16
+
+
 def test_bicubic_baseline_and_same_seed_same_result(clip, tmp_path):
     cfg = _cfg("method=bicubic")
     res = restore_video(clip, tmp_path / "b.mp4", cfg, simulate=True, keep_frames=True, progress=False,

@@ -34,7 +34,7 @@ from vidplug.pipeline.chunk_loop import solve_chunks
 from vidplug.pipeline.inputs import RunInputs
 from vidplug.pipeline.outputs import check_inputs, check_outputs, config_path_for
 from vidplug.runtime import resolve_device
-from vidplug.solver.chunks import plan_chunks
+from vidplug.solver.chunks import PLAN_VERSION, plan_chunks
 from vidplug.typed import dump_yaml, to_dict
 
 
@@ -112,7 +112,7 @@ def restore_video(
     source_media = source_output_media(source, out, selected_indices(run.info, read), audio)  # bad copy fails here
     models = models or Models(cfg, run.device)  # first: missing weights must leave nothing behind (no work folder)
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
-                              "simulate": simulate, "mask": str(mask)}, resume, overwrite, rank)
+                              "simulate": simulate, "mask": str(mask), "chunk_plan": PLAN_VERSION}, resume, overwrite, rank)
     chunks = _plan(run, models)
     mine = [c for c in chunks if c.index % world_size == rank and not store.has(c.index)]
     computed = solve_chunks(run, mine, store, models, mask, solver, progress, on_chunk_saved)

@@ -4,11 +4,20 @@ A chunk optimises ``size`` frames jointly: ``overlap`` frames already written by
 result so the seam does not flicker) followed by new frames it writes. Operators that couple frames in time (the
 temporal PSF of width k) need ``context = k // 2`` extra frames on each side: they are optimised too, so that every
 observed frame of the chunk has its whole PSF support inside the window, but they are neither written nor trusted.
+
+When fewer than ``size - overlap`` new frames remain, the last chunk anchors more of the previous chunk's frames so
+that its window still holds ``size`` frames: at 16 frames, size 8, overlap 2 it writes [14, 16) anchored to [8, 14),
+not a 4-frame window anchored to [12, 14). The multi-frame stages need those frames (a 4-frame window of temporal
+k=7 is too ill-posed for the flows estimated from it: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+# Bumped whenever plan_chunks plans the same settings differently: it is part of a run's checkpoint fingerprint, so a
+# folder checkpointed under another plan is refused on --resume instead of assembled wrongly (2: end-aligned last chunk)
+PLAN_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ def plan_chunks(
         back = min(lead, size - 1) if start == begin else overlap
         anchor_start = max(start - back, 0)
         stop = min(anchor_start + size, end)
+        if stop == end and chunks:  # a short last chunk: anchor up to the previous chunk's start, `size` frames
+            anchor_start = min(anchor_start, max(end - size, chunks[-1].start))
         window_start = max(anchor_start - context, 0)
         window_stop = min(stop + context, num_frames)
         # a frame t needs [t - context, t + context] inside the window, unless the window edge is the video's edge
