@@ -9,11 +9,14 @@ import torch
 
 from vidplug.errors import VidplugError
 from vidplug.solver.memory import (
-    CPU_DEFAULT_CHUNK,
+    CPU_MAX_CHUNK,
+    HOST_PEAK_FACTOR,
     IterationMemory,
     auto_chunk_size,
     chunk_size_for_memory,
+    host_chunk_size,
     run_with_oom_halving,
+    saved_bytes_per_frame,
 )
 
 
@@ -67,11 +70,27 @@ def test_oom_halving_rejects_a_start_below_min_size():
         run_with_oom_halving(lambda s: s, 1, min_size=2)
 
 
-def test_auto_chunk_size_on_cpu_is_the_cpu_default(tiny_prior):
+def test_auto_chunk_size_on_cpu_is_capped_where_memory_is_plenty(tiny_prior):
     size = auto_chunk_size(tiny_prior, (3, 16, 16), "cpu", num_steps=3, checkpoint=False, autocast="none")
-    assert size == CPU_DEFAULT_CHUNK == 8
+    assert size == CPU_MAX_CHUNK == 16
     assert auto_chunk_size(tiny_prior, (3, 16, 16), torch.device("cpu"), num_steps=2, checkpoint=True,
                            autocast="bf16", max_chunk=4) == 4
+
+
+def test_saved_bytes_grow_with_the_frame_area_and_the_steps(tiny_prior):
+    small = saved_bytes_per_frame(tiny_prior, (3, 16, 16), num_steps=3)
+    assert small > 3 * 16 * 16 * 4 * 3  # at least one frame-sized activation per step
+    assert saved_bytes_per_frame(tiny_prior, (3, 32, 32), num_steps=3) == pytest.approx(4 * small, rel=0.2)
+    assert saved_bytes_per_frame(tiny_prior, (3, 16, 16), num_steps=1) < 0.5 * small
+
+
+def test_host_chunk_size_is_what_the_available_memory_holds(tiny_prior):
+    per_frame = HOST_PEAK_FACTOR * saved_bytes_per_frame(tiny_prior, (3, 16, 16), num_steps=3)
+    five = int(5.5 * per_frame / 0.7)  # room for 5.5 frames at the default safety 0.7
+    kw = dict(num_steps=3, max_chunk=16)
+    assert host_chunk_size(tiny_prior, (3, 16, 16), checkpoint=False, available=five, **kw) == 5
+    assert host_chunk_size(tiny_prior, (3, 16, 16), checkpoint=True, available=five, **kw) == 16  # a step at a time
+    assert host_chunk_size(tiny_prior, (3, 16, 16), checkpoint=False, available=1, **kw) == 1  # never below 1
 
 
 def test_auto_chunk_size_rejects_bad_arguments(tiny_prior):

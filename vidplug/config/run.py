@@ -97,7 +97,7 @@ class ConsistencyConfig:
 class ChunkConfig:
     config_prefix = "chunk"
 
-    size: int = 0  # frames optimised jointly per chunk (overlap included); 0 = auto (8 on CPU, free GPU memory)
+    size: int = 0  # frames optimised jointly per chunk (overlap included); 0 = auto (what memory holds: <= 16 on CPU)
     overlap: int = 2  # frames shared with the previous chunk
     # anchor: overlap tied to the previous chunk's result (sequential) | blend: independent chunks whose overlaps are
     # cross-faded (any order: what multi-process runs use)

@@ -191,11 +191,12 @@ def _open_store(out: Path, fingerprint: dict[str, Any], resume: bool, overwrite:
 
 
 def _auto_chunk_size(run: RunInputs, models: Models) -> int:
-    """Frames per chunk when ``chunk.size`` is 0: fitted to free GPU memory, 8 on CPU."""
-    from vidplug.solver.memory import CPU_DEFAULT_CHUNK, auto_chunk_size
+    """Frames per chunk when ``chunk.size`` is 0: what free memory holds of the prior's iteration (GPU: probed, at
+    most 32; elsewhere: estimated against host memory, at most 16); 16 for the methods without a prior."""
+    from vidplug.solver.memory import CPU_MAX_CHUNK, auto_chunk_size
 
-    if run.device.type != "cuda" or models.prior is None:
-        return CPU_DEFAULT_CHUNK
+    if models.prior is None:
+        return CPU_MAX_CHUNK
     size = run.read.get("size") or (run.info.height, run.info.width)
     h, w = (size, size) if isinstance(size, int) else size
     if not run.simulate:
