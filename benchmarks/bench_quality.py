@@ -77,8 +77,9 @@ def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, m
     for name, change in methods(task).items():
         run_cfg = merge(cfg, change)
         key = run_cfg.method
-        if key not in models:
-            models[key] = Models(run_cfg, resolve_device(run_cfg.device))
+        if key not in models:  # built from the task's full config: a row with the terms off shares the networks,
+            # and the full method gets its CLIP and flow models whatever the rows' order
+            models[key] = Models(merge(cfg, {"method": key}), resolve_device(run_cfg.device))
         res = restore_video(source, out_dir / f"{name.split()[0].lower()}.mp4", run_cfg, simulate=True, read=read,
                             overwrite=True, models=models[key], progress=not args.quiet)
         rep = res.report

@@ -53,3 +53,25 @@ def test_goals_are_met_only_when_the_full_method_wins():
 def test_bad_names_are_refused(bad, tmp_path):
     with pytest.raises(SystemExit):
         main(["--tasks" if bad == "sr5" else "--clips", bad, "--out", str(tmp_path)])
+
+
+def test_the_full_row_gets_its_consistency_networks_whichever_row_builds_them(tmp_path, monkeypatch):
+    import argparse
+
+    import benchmarks.bench_quality as bq
+
+    built = []
+
+    class Recording(bq.Models):
+        def __init__(self, cfg, device):
+            super().__init__(cfg, device)
+            built.append((cfg.method, cfg.consistency.pixel_weight, self.flow is not None))
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(2, 16, 16), clip, fps=8.0)
+    monkeypatch.setattr(bq, "Models", Recording)
+    monkeypatch.setattr(bq, "methods", lambda task: {PER_FRAME: {"consistency": {"pixel_weight": 0.0}}, FULL: {}})
+    args = argparse.Namespace(prior=str(save_tiny_prior(tmp_path / "prior")), frames=2, size=(16, 16), quiet=True,
+                              overrides=["solver.iters=1", "consistency.flow_model=dis"])
+    bq.run_task(clip, "sr4", args, tmp_path / "out", {})
+    assert built == [("dmplug", 0.05, True)]  # one set of networks, built with the full method's terms on
