@@ -52,6 +52,16 @@ def test_dis_recovers_integer_translation(dx, dy):
     assert (bw + true_fw)[INTERIOR].abs().max() < 0.25
 
 
+def test_flow_pair_between_frames_two_apart_sees_twice_the_motion():
+    fw, bw = DISFlow().flow_pair(translating_video(4, 64, 64, 1, 1), step=2)
+    assert fw.shape == bw.shape == (2, 2, 64, 64)
+    true_fw = torch.tensor([-2.0, -2.0]).view(1, 2, 1, 1)
+    assert (fw - true_fw)[INTERIOR].abs().max() < 0.25
+    assert (bw + true_fw)[INTERIOR].abs().max() < 0.25
+    with pytest.raises(VidplugError, match="at least 3 frames"):
+        DISFlow().flow_pair(translating_video(2, 64, 64, 1, 1), step=2)
+
+
 def test_flow_warp_aligns_next_frame_with_true_and_dis_flow():
     video = translating_video(3, 64, 64, 2, -1)
     true_fw = torch.tensor([-2.0, 1.0]).view(1, 2, 1, 1).expand(2, 2, 64, 64)

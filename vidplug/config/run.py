@@ -85,12 +85,13 @@ class ConsistencyConfig:
     # re-estimated from the estimate before each) measured on the bikes clip (benchmarks/RESULTS.md).
     fusion_weight: float = 0.1
     fusion_rounds: int = 3
+    fusion_radius: int = 1  # couple frames up to this many apart (2 for the temporal tasks in configs/priors/tiny.yaml)
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if not self.fusion_weight >= 0 or self.fusion_rounds < 1:
-            raise VidplugError(f"consistency.fusion_weight must be >= 0 and fusion_rounds >= 1, got "
-                               f"{self.fusion_weight} and {self.fusion_rounds}")
+        if not self.fusion_weight >= 0 or self.fusion_rounds < 1 or self.fusion_radius < 1:
+            raise VidplugError(f"consistency.fusion_weight must be >= 0, fusion_rounds and fusion_radius >= 1, got "
+                               f"{self.fusion_weight}, {self.fusion_rounds} and {self.fusion_radius}")
 
 
 @dataclass

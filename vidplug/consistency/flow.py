@@ -72,23 +72,27 @@ class FlowModel(ABC):
     def _flow(self, src: Tensor, dst: Tensor) -> Tensor:
         """(n, 3, h, w), (n, 3, h, w) in [0, 1] -> (n, 2, h, w) flow from src to dst."""
 
-    def flow_pair(self, frames: Tensor) -> tuple[Tensor, Tensor]:
-        """Forward and backward flow between consecutive frames of one video, both directions in one batch.
+    def flow_pair(self, frames: Tensor, step: int = 1) -> tuple[Tensor, Tensor]:
+        """Forward and backward flow between frames ``step`` apart (consecutive by default) of one video, both
+        directions in one batch.
 
         Args:
-            frames (Tensor): (t, c, h, w) video in [0, 1], t >= 2.
+            frames (Tensor): (t, c, h, w) video in [0, 1], t > step >= 1.
 
         Returns:
-            tuple[Tensor, Tensor]: ``fw`` (t-1, 2, h, w) with ``fw[i]`` = flow(i -> i+1), and ``bw`` (t-1, 2, h, w)
-            with ``bw[i]`` = flow(i+1 -> i).
+            tuple[Tensor, Tensor]: ``fw`` (t-step, 2, h, w) with ``fw[i]`` = flow(i -> i+step), and ``bw``
+            (t-step, 2, h, w) with ``bw[i]`` = flow(i+step -> i).
         """
-        if frames.ndim != 4 or frames.shape[0] < 2:
+        if step < 1:
+            raise VidplugError(f"flow_pair's step must be >= 1 frame, got {step}")
+        if frames.ndim != 4 or frames.shape[0] <= step:
             raise VidplugError(
-                f"flow_pair needs a (T, C, H, W) video with at least 2 frames, got shape {tuple(frames.shape)}"
+                f"flow_pair needs a (T, C, H, W) video with at least {step + 1} frames (step {step}), got shape "
+                f"{tuple(frames.shape)}"
             )
-        n = frames.shape[0] - 1
-        src = torch.cat((frames[:-1], frames[1:]))  # (2(t-1), c, h, w): forward pairs, then backward pairs
-        dst = torch.cat((frames[1:], frames[:-1]))
+        n = frames.shape[0] - step
+        src = torch.cat((frames[:-step], frames[step:]))  # (2n, c, h, w): forward pairs, then backward pairs
+        dst = torch.cat((frames[step:], frames[:-step]))
         flow = self(src, dst)  # (2(t-1), 2, h, w)
         return flow[:n], flow[n:]
 

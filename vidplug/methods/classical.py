@@ -37,7 +37,7 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
     if flow is None:
         return x
     return fuse(data_op, y, dagger, x, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds, steps=steps,
-                damping=LS_DAMPING)
+                damping=LS_DAMPING, radius=cons.fusion_radius)
 
 
 class LeastSquares:
@@ -66,7 +66,8 @@ class FlowLeastSquares:
         x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS,
                                    cons, flow)
         return x, {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING, "fusion_weight": cons.fusion_weight,
-                   "fusion_rounds": cons.fusion_rounds, "flow_model": flow.name}, None
+                   "fusion_rounds": cons.fusion_rounds, "fusion_radius": cons.fusion_radius,
+                   "flow_model": flow.name}, None
 
 
 def telea_inpaint(y: Tensor, mask: Tensor, radius: int = 3) -> Tensor:

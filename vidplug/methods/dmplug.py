@@ -72,7 +72,8 @@ class DMPlugMethod:
                        on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
-            summary["fusion"] = {"weight": cfg.consistency.fusion_weight, "rounds": cfg.consistency.fusion_rounds}
+            cons = cfg.consistency
+            summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius}
         if sv.project_steps > 0 and op.linear:
             frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
@@ -110,7 +111,7 @@ def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor,
     if not fusing:
         return project(data_op, y, frames, sv.project_steps, sv.project_damping)
     return fuse(data_op, y, frames, frames, models.flow, weight=cfg.consistency.fusion_weight, rounds=1,
-                steps=sv.project_steps, damping=sv.project_damping)
+                steps=sv.project_steps, damping=sv.project_damping, radius=cfg.consistency.fusion_radius)
 
 
 def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | None]:
