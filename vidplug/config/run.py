@@ -85,7 +85,8 @@ class ConsistencyConfig:
     # re-estimated from the estimate before each) measured on the bikes clip (benchmarks/RESULTS.md).
     fusion_weight: float = 0.1
     fusion_rounds: int = 3
-    fusion_radius: int = 1  # couple frames up to this many apart (2 for the temporal tasks in configs/priors/tiny.yaml)
+    fusion_radius: int = 1  # couple frames up to this many apart too (2: better with accurate flow, worse with DIS on
+    # fast motion: benchmarks/RESULTS.md)
 
     def __post_init__(self) -> None:
         check_choices(self)

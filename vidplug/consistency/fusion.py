@@ -8,9 +8,10 @@ detail no single frame holds. vidplug solves it by conjugate gradient before the
 after it (the measurement projection), re-estimating the flows from the current estimate between rounds.
 
 With ``radius`` r > 1 the coupling also ties frames 2..r apart (``x_t`` to ``W(x_{t+d}, fw^d_t)``, flows estimated
-between them directly, each distance at the same weight). The temporal tasks want it: a k=7 box average mixes 7
-frames, and pairs two apart make it far better posed (bikes, temporal: 33.44 -> 34.80 dB without the prior), while
-SR and inpainting lose by it (the longer flows err more), so it is a per-task setting (configs/priors/tiny.yaml).
+between them directly, each distance at the same weight). With accurate flow it makes the k=7 temporal average far
+better posed (the true flow on a synthetic clip: +3 dB; bikes, temporal, full method: +0.5 dB), but flows between
+frames two apart err more: on the held-out bmx-trees and bigbuckbunny temporal lost 0.5-1.3 dB with it, so every
+shipped setting keeps radius 1 (benchmarks/RESULTS.md, "Fusion radius").
 
 ``L^T L v`` is taken by automatic differentiation of ``|L v|^2 / 2`` (exact: torch's backward of ``grid_sample`` is
 the adjoint of the bilinear warp), so no adjoint warp is written by hand. The sums are raw (not averaged), like the
