@@ -93,7 +93,7 @@ class FlowModel(ABC):
         n = frames.shape[0] - step
         src = torch.cat((frames[:-step], frames[step:]))  # (2n, c, h, w): forward pairs, then backward pairs
         dst = torch.cat((frames[step:], frames[:-step]))
-        flow = self(src, dst)  # (2(t-1), 2, h, w)
+        flow = self(src, dst)  # (2n, 2, h, w)
         return flow[:n], flow[n:]
 
     def __repr__(self) -> str:

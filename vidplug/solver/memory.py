@@ -202,13 +202,16 @@ def host_chunk_size(prior: DiffusionPrior, frame_shape: tuple[int, int, int], *,
 
 def saved_bytes_per_frame(prior: DiffusionPrior, frame_shape: tuple[int, int, int], *, num_steps: int) -> int:
     """Bytes ``R`` (``num_steps`` DDIM steps) saves for its backward pass, per frame of ``frame_shape = (C, H, W)``:
-    the storages the autograd graph keeps during a one-frame forward (each counted once), on the prior's device."""
+    the storages the autograd graph keeps during a one-frame forward (each counted once; the network's own weights,
+    which the graph saves too, are resident anyway and not counted), on the prior's device."""
     reverse = reverse_fn(prior, ddim_timesteps(num_steps, prior.num_train_timesteps), size=tuple(frame_shape[1:]))
+    resident = {t.untyped_storage().data_ptr() for t in (*prior.parameters(), *prior.buffers())}
     storages: dict[int, int] = {}
 
     def keep(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
+        if storage.data_ptr() not in resident:
+            storages[storage.data_ptr()] = storage.nbytes()
         return t
 
     z = torch.randn(prior.seed_shape((1, *frame_shape)), device=prior.alphas_cumprod.device, requires_grad=True)
