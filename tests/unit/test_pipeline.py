@@ -117,6 +117,24 @@ def test_interrupted_run_resumes_to_the_same_result(clip, tmp_path):
     assert not (tmp_path / ".part.mp4.vidplug-work").exists()
 
 
+def test_a_resumed_run_keeps_the_automatic_chunk_size_it_started_with(clip, tmp_path, monkeypatch):
+    import vidplug.pipeline.restore as restore
+
+    cfg = _cfg("chunk.size=0", "chunk.overlap=1", "solver.iters=2")
+    models, out = tiny_models(cfg), tmp_path / "auto.mp4"
+    monkeypatch.setattr(restore, "_auto_chunk_size", lambda run, models: 4)  # what memory held when it started
+    with pytest.raises(KeyboardInterrupt):
+        restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 10},
+                      chunk_solver=CountingSolver(die_on=2))
+    monkeypatch.setattr(restore, "_auto_chunk_size", lambda run, models: 8)  # more memory free on resuming
+    res = restore_video(clip, out, cfg, simulate=True, progress=False, models=models, read={"max_frames": 10},
+                        resume=True)
+    assert [c["frames"] for c in res.chunks] == [[0, 4], [4, 7], [7, 10]]  # planned at 4, as the first chunk was
+    fresh = restore_video(clip, tmp_path / "fresh.mp4", cfg, simulate=True, progress=False, models=models,
+                          read={"max_frames": 10})
+    assert [c["frames"] for c in fresh.chunks] == [[0, 8], [8, 10]]  # a new run decides afresh
+
+
 def test_resume_refuses_other_settings(clip, tmp_path):
     from vidplug.io.checkpoints import ChunkStore
 

@@ -62,6 +62,16 @@ class ChunkStore:
         if not marker.is_file():
             atomic_write_text(marker, text)
 
+    def chunk_size(self, decide) -> int:
+        """The run's frames per chunk: the size recorded in this folder when there is one (a resumed run, or another
+        process of the same run, plans the same chunks whatever memory it sees now), else ``decide()``, recorded."""
+        path = self.dir / "plan.json"
+        if path.is_file():
+            return int(json.loads(path.read_text())["chunk_size"])
+        size = int(decide())
+        atomic_write_text(path, json.dumps({"chunk_size": size}))
+        return size
+
     def _path(self, index: int) -> Path:
         return self.dir / f"chunk_{index:06d}.pt"
 

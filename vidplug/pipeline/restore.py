@@ -113,7 +113,7 @@ def restore_video(
     models = models or Models(cfg, run.device)  # first: missing weights must leave nothing behind (no work folder)
     store = _open_store(out, {"config": to_dict(cfg), "input": str(source.resolve()), "read": read,
                               "simulate": simulate, "mask": str(mask), "chunk_plan": PLAN_VERSION}, resume, overwrite, rank)
-    chunks = _plan(run, models)
+    chunks = _plan(run, models, store, rank)
     mine = [c for c in chunks if c.index % world_size == rank and not store.has(c.index)]
     computed = solve_chunks(run, mine, store, models, mask, solver, progress, on_chunk_saved)
     distributed.barrier()
@@ -177,10 +177,14 @@ def _write_outputs(run: RunInputs, out: Path, chunks, store: ChunkStore, models:
     return RestoreResult(out, report, kept["restored"], kept["observation"], kept["reference"], chunk_reports)
 
 
-def _plan(run: RunInputs, models: Models) -> list:
+def _plan(run: RunInputs, models: Models, store: ChunkStore, rank: int) -> list:
     """The run's chunks: ``chunk.size`` frames (0 = auto) sharing ``chunk.overlap`` frames, with the operator's
-    temporal context."""
-    chunk_size = run.cfg.chunk.size or _auto_chunk_size(run, models)
+    temporal context. An automatic size is decided once, by rank 0, and recorded in the checkpoint folder: memory
+    differs between processes and between a run and its resumption, and the chunks must not."""
+    chunk_size = run.cfg.chunk.size
+    if not chunk_size:
+        distributed.rank_zero_first(lambda: store.chunk_size(lambda: _auto_chunk_size(run, models)), rank)
+        chunk_size = store.chunk_size(lambda: _auto_chunk_size(run, models))
     return plan_chunks(run.n, chunk_size, min(run.cfg.chunk.overlap, chunk_size - 1), run.ctx)
 
 
