@@ -183,8 +183,11 @@ def _plan(run: RunInputs, models: Models, store: ChunkStore, rank: int) -> list:
     differs between processes and between a run and its resumption, and the chunks must not."""
     chunk_size = run.cfg.chunk.size
     if not chunk_size:
-        distributed.rank_zero_first(lambda: store.chunk_size(lambda: _auto_chunk_size(run, models)), rank)
-        chunk_size = store.chunk_size(lambda: _auto_chunk_size(run, models))
+        def decide() -> int:
+            return _auto_chunk_size(run, models)
+
+        distributed.rank_zero_first(lambda: store.chunk_size(decide), rank)  # rank 0 decides and records it
+        chunk_size = store.chunk_size(decide)  # every rank reads what was recorded
     return plan_chunks(run.n, chunk_size, min(run.cfg.chunk.overlap, chunk_size - 1), run.ctx)
 
 
