@@ -21,8 +21,9 @@ def load_config(
     """Resolve a run config; every key and value is checked here.
 
     Precedence, lowest first: ``base`` (default :class:`RestoreConfig`) < ``configs/priors/<prior>.yaml`` (the prior
-    named by the result, when that file exists, with its ``tasks:`` section for the resolved task) < the YAML file ``path`` (with its ``base:`` chain) < ``flags``
-    (typed values by dotted key, from command-line shortcuts) < dotted ``key=value`` ``overrides``.
+    named by the result, when that file exists, with its ``tasks:`` section for the resolved task) < the YAML file
+    ``path`` (with its ``base:`` chain) < ``flags`` (typed values by dotted key, from command-line shortcuts) <
+    dotted ``key=value`` ``overrides``.
     """
     start = base or RestoreConfig()
     user = load_with_bases(Path(path), rebase=RestoreConfig.rebase) if path is not None else {}

@@ -46,28 +46,25 @@ class LeastSquares:
     name = "least-squares"
     needs_prior = False
     uses_consistency = False
+    fused = False  # whether the estimate is fused with the neighbouring frames' observations
 
     def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
-        lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS)
-        return x, {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING}, None
-
-
-class FlowLeastSquares:
-    """Restores a chunk as flow-coupled (multi-frame) damped least squares from the least-squares estimate."""
-
-    name = "flow-least-squares"
-    needs_prior = False
-    uses_consistency = False  # no loss terms; the flow model comes from models.metrics_flow()
-
-    def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
-        cons, flow = cfg.consistency, models.metrics_flow()
+        cons, flow = cfg.consistency, models.metrics_flow() if self.fused else None
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS,
                                    cons, flow)
-        return x, {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING, "fusion_weight": cons.fusion_weight,
-                   "fusion_rounds": cons.fusion_rounds, "fusion_radius": cons.fusion_radius,
-                   "flow_model": flow.name}, None
+        summary = {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING}
+        if flow is not None:
+            summary |= {"fusion_weight": cons.fusion_weight, "fusion_rounds": cons.fusion_rounds,
+                        "fusion_radius": cons.fusion_radius, "flow_model": flow.name}
+        return x, summary, None
+
+
+class FlowLeastSquares(LeastSquares):
+    """Restores a chunk as flow-coupled (multi-frame) damped least squares from the least-squares estimate."""
+
+    name = "flow-least-squares"
+    fused = True  # no loss terms (uses_consistency stays False); the flow model comes from models.metrics_flow()
 
 
 def telea_inpaint(y: Tensor, mask: Tensor, radius: int = 3) -> Tensor:

@@ -186,8 +186,9 @@ def _plan(run: RunInputs, models: Models, store: ChunkStore, rank: int) -> list:
         def decide() -> int:
             return _auto_chunk_size(run, models)
 
-        distributed.rank_zero_first(lambda: store.chunk_size(decide), rank)  # rank 0 decides and records it
-        chunk_size = store.chunk_size(decide)  # every rank reads what was recorded
+        chunk_size = distributed.rank_zero_first(lambda: store.chunk_size(decide), rank)  # rank 0 decides, records
+        if chunk_size is None:  # the other ranks read what rank 0 recorded
+            chunk_size = store.chunk_size(decide)
     return plan_chunks(run.n, chunk_size, min(run.cfg.chunk.overlap, chunk_size - 1), run.ctx)
 
 
