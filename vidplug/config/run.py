@@ -104,6 +104,9 @@ class ChunkConfig:
     # anchor: overlap tied to the previous chunk's result (sequential) | blend: independent chunks whose overlaps are
     # cross-faded (any order: what multi-process runs use)
     seam: Literal["anchor", "blend"] = "anchor"
+    # temporal tasks: hold the frames just outside a window at a least-squares estimate so that every window frame
+    # keeps its data term (false: the first and last k // 2 frames of a window inside the video have none)
+    exterior: bool = True
 
     def __post_init__(self) -> None:
         check_choices(self)

@@ -70,12 +70,12 @@ def restore_pieces(run: RunInputs, chunk: Chunk, pieces: list[Chunk], anchors: T
     known_from = keep_from if anchors is None else chunk.start - anchors.shape[0]
     kept, seeds, summaries = [], [], []
     for piece in pieces:
-        y, reference, op = inputs.problem(piece.window_start, piece.window_stop)
+        problem, y, reference, op = inputs.problem(piece)  # problem: the piece, its data range widened
         n_anchor = piece.start - piece.anchor_start
         piece_anchors = None
         if n_anchor > 0 and known is not None:  # (a blend-seam chunk restored whole has no anchors)
             piece_anchors = known[piece.anchor_start - known_from : piece.start - known_from]
-        restored, summary, z = solve_chunk(run.cfg, models, piece, y, op, piece_anchors, reference, progress)
+        restored, summary, z = solve_chunk(run.cfg, models, problem, y, op, piece_anchors, reference, progress)
         if not torch.isfinite(restored).all():
             raise VidplugError(f"chunk {chunk.index} produced non-finite frames; lower --lr or check the input")
         lo = keep_from if piece is chunk else piece.start

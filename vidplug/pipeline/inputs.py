@@ -3,7 +3,7 @@ and the observations of successive chunk windows streamed from the input (:class
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,10 @@ from vidplug.config import RestoreConfig
 from vidplug.io import iter_frames
 from vidplug.io.window import FrameWindow
 from vidplug.physics import Geometry, build_operator
+from vidplug.methods.classical import LS_DAMPING, LS_STEPS
 from vidplug.physics.simulate import observe
+from vidplug.solver.chunk_problem import exterior_problem
+from vidplug.solver.chunks import Chunk
 
 
 @dataclass
@@ -58,18 +61,33 @@ class ChunkInputs:
         self.src = run.frames()
         self.masks = FrameWindow(iter_frames(mask, **run.read)) if mask is not None else None
 
-    def problem(self, ws: int, we: int) -> tuple[Tensor, Tensor | None, torch.nn.Module]:
-        """Observation, ground truth (simulation only) and operator of the window ``[ws, we)``."""
-        task = self.run.cfg.task
-        y, reference, size = self.run.observe(self.src, ws, we)
+    def problem(self, chunk: Chunk) -> tuple[Chunk, Tensor, Tensor | None, torch.nn.Module]:
+        """``(chunk, observation, ground truth (simulation only), operator)`` of ``chunk``'s window.
+
+        Where a temporal PSF reaches past the window (not at the video's ends) and ``chunk.exterior`` is on, the
+        operator holds the frames outside the window at a least-squares estimate (:class:`~vidplug.solver.
+        chunk_problem.ExteriorOperator`), the observation is shifted to match, and the returned chunk's data range is
+        its whole window: no window frame is left without a data term."""
+        run, task = self.run, self.run.cfg.task
+        ws, we = chunk.window_start, chunk.window_stop
+        es, ee = max(ws - run.ctx, 0), min(we + run.ctx, run.n)
+        exterior = run.cfg.chunk.exterior and (es, ee) != (ws, we) and self.masks is None
+        lo, hi = (es, ee) if exterior else (ws, we)
+        y, reference, size = run.observe(self.src, lo, hi)
         extra = {"mask": (self.masks.get(ws, we)[:, :1] > 0.5).float()} if self.masks is not None else {}
         # the operator carries the noise model for methods that need a noise level (DiffPIR); DMPlug reads only A
         op = build_operator(task.name, we - ws, size, seed=task.seed, noise_model=task.noise_model,
-                            frame_offset=ws, **task.options, **extra).to(self.run.device)
-        return y, reference, op
+                            frame_offset=ws, **task.options, **extra).to(run.device)
+        if not exterior:
+            return chunk, y, reference, op
+        extended = build_operator(task.name, ee - es, size, seed=task.seed, frame_offset=es,
+                                  **task.options).to(run.device)
+        y, op = exterior_problem(op, extended, ws - es, y, LS_STEPS, LS_DAMPING)
+        reference = None if reference is None else reference[ws - es : we - es]
+        return replace(chunk, data_start=ws, data_stop=we), y, reference, op
 
     def release(self, window_start: int) -> None:
-        """Frames before the next window (and its temporal context) are not needed again."""
-        self.src.release(max(window_start - self.run.ctx, 0))
+        """Frames before the next window's exterior frames (and their temporal context) are not needed again."""
+        self.src.release(max(window_start - 2 * self.run.ctx, 0))
         if self.masks is not None:
             self.masks.release(window_start)
