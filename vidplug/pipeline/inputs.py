@@ -13,8 +13,8 @@ from torch import Tensor
 from vidplug.config import RestoreConfig
 from vidplug.io import iter_frames
 from vidplug.io.window import FrameWindow
-from vidplug.physics import Geometry, build_operator
 from vidplug.methods.classical import LS_DAMPING, LS_STEPS
+from vidplug.physics import Geometry, build_operator
 from vidplug.physics.simulate import observe
 from vidplug.solver.chunk_problem import exterior_problem
 from vidplug.solver.chunks import Chunk

@@ -73,8 +73,8 @@ class ExteriorOperator(VideoOperator):
 
     Without it a window's first and last ``context`` frames have no data term (their PSF leaves the window), so they
     are free, and the k-frame mean carries that freedom to every k-th frame of the window (``x_{t+k} - x_t = k (y_{t+
-    k//2+1} - y_{t+k//2})``): all frames of a chunk lose, not only its edges (benchmarks/RESULTS.md, "Exterior
-    frames"). Here ``y_t = A_in x + A_out e``, with ``e`` the fixed exterior frames, so the data term is ``|A_in x -
+    k//2+1} - y_{t+k//2})``): all frames of a chunk lose, not only its edges (benchmarks/RESULTS.md, "Issue 18,
+    session 6"). Here ``y_t = A_in x + A_out e``, with ``e`` the fixed exterior frames, so the data term is ``|A_in x -
     (y - offset)|`` with ``offset = A_out e``: :meth:`A` and :meth:`A_adjoint` are the linear part ``A_in`` (what
     least squares and the solvers need), and the observation handed to them is ``y - offset``. :meth:`A_dagger` takes
     that shifted observation and gives the window operator's own estimate of the original one.
@@ -92,7 +92,8 @@ class ExteriorOperator(VideoOperator):
     def __init__(self, window: VideoOperator, extended: VideoOperator, lead: int, exterior: Tensor) -> None:
         super().__init__(window.task, window.num_frames, window.frame_size, channels=window.channels,
                          seed=window.seed, frame_offset=window.frame_offset, noise_model=window.noise_model)
-        if not window.linear or extended.num_frames < lead + window.num_frames or exterior.shape[0] != extended.num_frames:
+        inside = 0 <= lead and lead + window.num_frames <= extended.num_frames
+        if not window.linear or not inside or exterior.shape[0] != extended.num_frames:
             raise ValueError("the exterior needs a linear window operator inside the extended one, and an estimate of "
                              "every extended frame")
         self.window, self.extended, self.lead = window, extended, int(lead)
