@@ -48,8 +48,21 @@ class Models:
 
         return load_flow_model(name, device=self.device)
 
-    def metrics_flow(self):
-        """The flow model for the warping-error metric (the pixel loss's one when it exists)."""
+    def method_flow(self):
+        """The flow model the method's multi-frame stages use (``consistency.flow_model``), loaded when first asked
+        for by a method without loss terms (flow-coupled least squares)."""
         if self.flow is None:
             self.flow = self._load_flow(self.cfg.consistency.flow_model)
         return self.flow
+
+    def metrics_flow(self):
+        """The flow model for the warping-error metric: the method's own when it is one the metric uses (RAFT, DIS),
+        else (Farneback) ``auto``'s, so that every method of a table is scored with the same flow."""
+        from vidplug.consistency.flow import METRIC_FLOW_MODELS
+
+        name = self.cfg.consistency.flow_model
+        if name in METRIC_FLOW_MODELS:
+            return self.method_flow()
+        if getattr(self, "_metrics_flow", None) is None:
+            self._metrics_flow = self._load_flow("auto")
+        return self._metrics_flow

@@ -124,8 +124,9 @@ def test_flow_inputs_are_checked_and_grayscale_accepted():
 def test_load_flow_model_names():
     assert load_flow_model("dis").name == "opencv_dis"
     assert load_flow_model("opencv_dis").name == "opencv_dis"
+    assert load_flow_model("opencv_farneback").name == "opencv_farneback"
     with pytest.raises(VidplugError, match="unknown optical flow model"):
-        load_flow_model("farneback")
+        load_flow_model("pwc")
 
 
 @pytest.fixture
@@ -172,3 +173,38 @@ def test_raft_plumbing_with_random_weights(empty_torch_home):
 def test_flow_model_is_abstract():
     with pytest.raises(TypeError):
         FlowModel()  # type: ignore[abstract]
+
+
+@pytest.mark.parametrize("dx,dy", [(1, 0), (2, 1)])
+def test_farneback_recovers_integer_translation(dx, dy):
+    from vidplug.consistency.flow import FarnebackFlow
+
+    video = translating_video(3, 64, 64, dx, dy)
+    model = load_flow_model("farneback")
+    assert isinstance(model, FarnebackFlow) and model.name == "opencv_farneback"
+    fw, bw = model.flow_pair(video)
+    true_fw = torch.tensor([-dx, -dy], dtype=torch.float32).view(1, 2, 1, 1)
+    assert (fw - true_fw)[INTERIOR].abs().mean() < 0.1
+    assert (bw + true_fw)[INTERIOR].abs().mean() < 0.1
+
+
+def test_farneback_keeps_more_of_the_motion_of_blurred_frames_than_dis():
+    """Box-blurred frames (what a temporal+deblur estimate looks like): Farneback's error stays below DIS's."""
+    video = translating_video(3, 64, 64, 2, 1)
+    blurred = F.avg_pool2d(F.pad(video, (3, 3, 3, 3), mode="replicate"), 7, stride=1)
+    true_fw = torch.tensor([-2.0, -1.0]).view(1, 2, 1, 1)
+    err = {name: (load_flow_model(name).flow_pair(blurred)[0] - true_fw)[INTERIOR].abs().mean()
+           for name in ("dis", "farneback")}
+    assert err["farneback"] < err["dis"]
+
+
+def test_the_warping_error_is_never_scored_with_farneback():
+    from tests.conftest import tiny_run_config
+    from vidplug.models import Models
+
+    models = Models(tiny_run_config("consistency.flow_model=farneback", "consistency.pixel_weight=0.05"),
+                    torch.device("cpu"))
+    assert models.method_flow().name == "opencv_farneback"
+    assert models.metrics_flow().name in ("opencv_dis", "raft_large")
+    dis = Models(tiny_run_config("consistency.flow_model=dis", "consistency.pixel_weight=0.05"), torch.device("cpu"))
+    assert dis.metrics_flow() is dis.method_flow()  # the metric shares the method's RAFT / DIS

@@ -13,7 +13,7 @@ def register(sub) -> None:
     p.add_argument("restored", help="restored video file or PNG folder")
     p.add_argument("reference", help="ground-truth video file or PNG folder")
     p.add_argument("--json", action="store_true", help="print one JSON object (psnr, ssim, lpips, warping_error, ...)")
-    p.add_argument("--flow", default="auto", help="flow model for the warping error: auto | raft | dis")
+    p.add_argument("--flow", default="auto", help="flow model for the warping error: auto | raft | dis (| farneback)")
     p.add_argument("--ssim", default="rgb", choices=["rgb", "y"], help="SSIM/PSNR on RGB (default) or the Y channel")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     p.add_argument("--device", default="auto")

@@ -76,7 +76,9 @@ class ConsistencyConfig:
     clip_pretrained: str = "openai"  # open_clip weights tag or a local file path
     pixel_weight: float = 0.05  # weight of the occlusion-masked L1 flow-warping term between neighbours; 0 = off
     pixel_norm: Literal["l1", "l2"] = "l1"  # norm of the flow-warping residual
-    flow_model: Literal["auto", "raft", "dis"] = "auto"  # auto: RAFT if its weights are present, else OpenCV DIS
+    # the pixel term's and the fusion's flow; auto: RAFT if its weights are present, else OpenCV DIS; farneback: OpenCV
+    # Farneback (blur-robust). The warping-error metric uses this one too, except farneback (scored with auto's)
+    flow_model: Literal["auto", "raft", "dis", "farneback"] = "auto"
     flow_refresh_every: int = 50  # re-estimate flow from the current restoration every N iterations; 0 = never
     anchor_weight: float = 1.0  # weight tying a chunk's overlap frames to the previous chunk's result
     # multi-frame fusion (vidplug/consistency/fusion.py): with the pixel term on, the least-squares start

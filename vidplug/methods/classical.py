@@ -49,7 +49,7 @@ class LeastSquares:
     fused = False  # whether the estimate is fused with the neighbouring frames' observations
 
     def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
-        cons, flow = cfg.consistency, models.metrics_flow() if self.fused else None
+        cons, flow = cfg.consistency, models.method_flow() if self.fused else None
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS,
                                    cons, flow)
@@ -64,7 +64,7 @@ class FlowLeastSquares(LeastSquares):
     """Restores a chunk as flow-coupled (multi-frame) damped least squares from the least-squares estimate."""
 
     name = "flow-least-squares"
-    fused = True  # no loss terms (uses_consistency stays False); the flow model comes from models.metrics_flow()
+    fused = True  # no loss terms (uses_consistency stays False); the flow model comes from models.method_flow()
 
 
 def telea_inpaint(y: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
