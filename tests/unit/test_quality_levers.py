@@ -163,7 +163,6 @@ def test_a_priors_settings_file_can_hold_settings_for_one_task(tmp_path, monkeyp
     tiny_sr = load_config(None, ["task.name=sr4"], flags={"prior.name": "tiny"})
     task_only = prior_defaults("tiny", "temporal+deblur")["consistency"]["pixel_weight"]
     assert tiny_td.consistency.pixel_weight == task_only != tiny_sr.consistency.pixel_weight
-    assert tiny_td.consistency.flow_model == "farneback" != tiny_sr.consistency.flow_model  # blurred estimates
     assert tiny_td.solver.iters == tiny_sr.solver.iters  # the rest of the file applies to every task
     assert load_config(None, ["task.name=temporal+deblur", "consistency.pixel_weight=0"],
                        flags={"prior.name": "tiny"}).consistency.pixel_weight == 0  # --set still wins

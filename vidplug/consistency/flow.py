@@ -1,5 +1,5 @@
 """Optical flow between frames: torchvision's RAFT-large, with OpenCV's DIS as the weight-free fallback, and OpenCV's
-Farneback (weight-free, for blurred estimates: see :class:`FarnebackFlow`).
+Farneback (weight-free, an option for blurred estimates: see :class:`FarnebackFlow`).
 
 Every flow model maps two batches of frames ``(N, 3, H, W)`` in [0, 1] to the flow from the first to the second,
 ``(N, 2, H, W)`` in pixels, channel 0 = x (width), channel 1 = y (height), on the inputs' device. The convention is
@@ -177,12 +177,13 @@ class DISFlow(FlowModel):
 class FarnebackFlow(FlowModel):
     """OpenCV's Farneback flow (polynomial expansion, Farneback 2003) on 8-bit grayscale; needs no weights.
 
-    It fits a quadratic polynomial to each ``poly_n``-pixel neighbourhood and averages over ``winsize``: smooth
-    image structure carries it where DIS's patch matching on gradients has too little left. That is the case of the
-    temporal+deblur estimates (a 7-frame average of motion-blurred frames): with the bundled `tiny` prior on bikes the
-    full method gained 0.7 dB and cut its warping error by a fifth with it, and lost 0.2-0.5 dB prior-free on the
-    sharper SR, inpainting and temporal estimates (benchmarks/RESULTS.md, "Issue 18, session 6"). Parameters: OpenCV's
-    documented example (pyramid scale 0.5, 3 levels, window 15, 3 iterations, poly_n 5, poly_sigma 1.2).
+    It fits a quadratic polynomial to each ``poly_n``-pixel neighbourhood and averages over ``winsize``, so smooth
+    structure carries it where DIS's patch matching on gradients has little left: on box-blurred frames it errs less
+    than DIS (a test). For blurred estimates it is worth trying, but no shipped setting uses it: with the `tiny` prior
+    on temporal+deblur it won 0.7 dB on bikes and lost 0.1 / 0.8 dB on bmx-trees / bigbuckbunny, and prior-free it
+    lost 0.2-0.5 dB on bikes' sharper SR, temporal and inpainting estimates (benchmarks/RESULTS.md, "Issue 18, session
+    6"). Parameters: OpenCV's documented example (pyramid scale 0.5, 3 levels, window 15, 3 iterations, poly_n 5,
+    poly_sigma 1.2).
     """
 
     name = "opencv_farneback"
