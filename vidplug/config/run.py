@@ -32,6 +32,9 @@ class TaskConfig:
     # never sees it (vidplug/physics/noise.py)
     noise: str | float = ""
     seed: int = 0  # seeds masks, blur kernels and noise (operators are rebuilt exactly from it)
+    # observed values at 0 or 1 far from their 3x3 median (salt-and-pepper impulses) leave the data term and are
+    # filled from their neighbours (vidplug/physics/outliers.py); other noise leaves nothing to flag. Not inpainting
+    reject_impulses: bool = True
     # the task's own options, typed per task (vidplug.physics.task_options_type): sr factor, inpaint ratio,
     # temporal k, deblur kernel_size, ...; unset options take the operator's defaults
     options: dict[str, Any] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from vidplug.io import iter_frames
 from vidplug.io.window import FrameWindow
 from vidplug.methods.classical import LS_DAMPING, LS_STEPS
 from vidplug.physics import Geometry, build_operator
+from vidplug.physics.outliers import MaskedOperator, reject_impulses
 from vidplug.physics.simulate import observe
 from vidplug.solver.chunk_problem import exterior_problem
 from vidplug.solver.chunks import Chunk
@@ -74,17 +75,23 @@ class ChunkInputs:
         exterior = run.cfg.chunk.exterior and (es, ee) != (ws, we) and self.masks is None
         lo, hi = (es, ee) if exterior else (ws, we)
         y, reference, size = run.observe(self.src, lo, hi)
+        keep = None  # the observed values left in the data term (None: all of them)
+        if task.reject_impulses and task.name != "inpaint":  # inpainting's zeros would bias the 3x3 medians
+            y, keep = reject_impulses(y)
         extra = {"mask": (self.masks.get(ws, we)[:, :1] > 0.5).float()} if self.masks is not None else {}
         # the operator carries the noise model for methods that need a noise level (DiffPIR); DMPlug reads only A
         op = build_operator(task.name, we - ws, size, seed=task.seed, noise_model=task.noise_model,
                             frame_offset=ws, **task.options, **extra).to(run.device)
-        if not exterior:
-            return chunk, y, reference, op
-        extended = build_operator(task.name, ee - es, size, seed=task.seed, frame_offset=es,
-                                  **task.options).to(run.device)
-        y, op = exterior_problem(op, extended, ws - es, y, LS_STEPS, LS_DAMPING)
-        reference = None if reference is None else reference[ws - es : we - es]
-        return replace(chunk, data_start=ws, data_stop=we), y, reference, op
+        if exterior:
+            extended = build_operator(task.name, ee - es, size, seed=task.seed, frame_offset=es,
+                                      **task.options).to(run.device)
+            y, op = exterior_problem(op, extended, ws - es, y, LS_STEPS, LS_DAMPING)
+            reference = None if reference is None else reference[ws - es : we - es]
+            keep = None if keep is None else keep[ws - es : we - es]
+            chunk = replace(chunk, data_start=ws, data_stop=we)
+        if keep is not None:
+            op = MaskedOperator(op, keep)
+        return chunk, y, reference, op
 
     def release(self, window_start: int) -> None:
         """Frames before the next window's exterior frames (and their temporal context) are not needed again."""
