@@ -66,9 +66,11 @@ class ChunkInputs:
         """``(chunk, observation, ground truth (simulation only), operator)`` of ``chunk``'s window.
 
         Where a temporal PSF reaches past the window (not at the video's ends) and ``chunk.exterior`` is on, the
-        operator holds the frames outside the window at a least-squares estimate (:class:`~vidplug.solver.
-        chunk_problem.ExteriorOperator`), the observation is shifted to match, and the returned chunk's data range is
-        its whole window: no window frame is left without a data term."""
+        operator holds the frames outside the window at a least-squares estimate
+        (:class:`~vidplug.solver.chunk_problem.ExteriorOperator`), the observation is shifted to match, and the
+        returned chunk's data range is its whole window: no window frame is left without a data term. With
+        ``task.reject_impulses``, salt-and-pepper values of the observation are filled and left out of the data term
+        (:class:`~vidplug.physics.outliers.MaskedOperator`) when there are enough of them to be impulse noise."""
         run, task = self.run, self.run.cfg.task
         ws, we = chunk.window_start, chunk.window_stop
         es, ee = max(ws - run.ctx, 0), min(we + run.ctx, run.n)
