@@ -18,6 +18,7 @@ detection as a mask for a data term.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -43,14 +44,20 @@ def impulse_mask(y: Tensor, threshold: float = IMPULSE_THRESHOLD) -> Tensor:
     """``(T, C, H, W)`` float mask of ``y``'s values to keep: 0 where a value is 0 or 1 and more than ``threshold``
     from its 3x3 median (an impulse), 1 elsewhere."""
     extreme = (y <= 0.0) | (y >= 1.0)
-    far = (y - median3x3(y)).abs() > threshold
-    return (~(extreme & far)).to(y.dtype)
+    keep = torch.ones_like(y)
+    for t in range(y.shape[0]):  # a frame at a time: the 3x3 patches are 9 copies of one frame, not of the chunk
+        if bool(extreme[t].any()):
+            far = (y[t : t + 1] - median3x3(y[t : t + 1])).abs() > threshold
+            keep[t] = (~(extreme[t : t + 1] & far))[0].to(y.dtype)
+    return keep
 
 
 def reject_impulses(y: Tensor, threshold: float = IMPULSE_THRESHOLD,
                     min_fraction: float = IMPULSE_MIN_FRACTION) -> tuple[Tensor, Tensor | None]:
     """``(y with its impulses filled from their neighbours, keep mask)``; ``(y, None)`` when fewer than
     ``min_fraction`` of the values are flagged (no impulse noise: a stray saturated highlight stays observed)."""
+    if float(((y <= 0.0) | (y >= 1.0)).float().mean()) < min_fraction:
+        return y, None  # only values at 0 or 1 are ever flagged: too few of them, no median needed
     keep = impulse_mask(y, threshold)
     if 1.0 - float(keep.mean()) < min_fraction:
         return y, None
