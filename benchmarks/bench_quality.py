@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import add_report_args, append_results, bench_main, env_line, environment, parse_size
+from vidplug.cli.common import comma_names
 from vidplug.config import load_config, merge
 from vidplug.config.bundled import bundled
 from vidplug.errors import VidplugError
@@ -153,19 +154,11 @@ def markdown(summary: dict[str, Any], note: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _names(known, text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown name(s) {', '.join(bad)}; choose from {', '.join(known)}")
-    return names
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--prior", default="tiny")
-    p.add_argument("--tasks", type=lambda t: _names(TASK_BASELINES, t), default=list(TASK_BASELINES))
-    p.add_argument("--clips", type=lambda t: _names(CLIPS, t), default=list(CLIPS),
+    p.add_argument("--tasks", type=comma_names(TASK_BASELINES), default=list(TASK_BASELINES))
+    p.add_argument("--clips", type=comma_names(CLIPS), default=list(CLIPS),
                    help="clips from ../shared/data (absent ones are skipped)")
     p.add_argument("--data", default=str(DATA), help="folder holding the clips (default: ../shared/data)")
     p.add_argument("--frames", type=int, default=8)

@@ -209,3 +209,25 @@ def test_command_frame_defaults_sit_under_config_and_flags(tmp_path):
     assert cfg.read.size == 64 and cfg.read.max_frames == 5
     cfg = config_from_args(parser.parse_args([*argv, "--config", str(yaml), "--size", "32x48"]))
     assert cfg.read.size == [32, 48] and cfg.read.max_frames == 5
+
+
+@pytest.mark.parametrize("argv", [("eval", "--dataset", "{tmp}", "--out", "{tmp}/o", "--sequences", " , "),
+                                  ("robustness", "{tmp}", "--out", "{tmp}/o", "--types", ",")])
+def test_empty_comma_lists_are_refused(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own exit: usage line + one error line
+        main([a.format(tmp=tmp_path) for a in argv])
+    assert exit_info.value.code == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "give comma-separated names" in errors[0], errors
+    assert not (tmp_path / "o").exists()
+
+
+def test_comma_names_refuses_unknown_names_and_keeps_order():
+    import argparse
+
+    from vidplug.cli.common import comma_names
+
+    parse = comma_names(["sr4", "inpaint", "temporal"])
+    assert parse(" temporal, sr4 ,") == ["temporal", "sr4"]
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown name.*sr5.*choose from sr4, inpaint, temporal"):
+        parse("sr4,sr5")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import typing
+from collections.abc import Callable, Iterable
 
 from vidplug.config import Method, RestoreConfig, load_config
 
@@ -47,6 +48,23 @@ def read_kwargs(args: argparse.Namespace) -> dict:
     return RestoreConfig().with_read({**command_read_defaults(args), **{k.split(".", 1)[1]: v
                                                                          for k, v in read_flags(args).items()}}
                                      ).read.kwargs()
+
+
+def comma_names(known: Iterable[str] | None = None, example: str = "a,b") -> Callable[[str], list[str]]:
+    """An argparse ``type=`` for a comma-separated list: refuses an empty list and, when ``known`` is given, names
+    outside it (one line that names the accepted ones)."""
+    choices = None if known is None else list(known)
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names:
+            raise argparse.ArgumentTypeError(f"give comma-separated names, e.g. {example}")
+        bad = [n for n in names if choices is not None and n not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown name(s) {', '.join(bad)}; choose from {', '.join(choices)}")
+        return names
+
+    return parse
 
 
 def _size(text: str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidplug.cli.common import add_config_args, add_read_args, config_from_args
+from vidplug.cli.common import add_config_args, add_read_args, comma_names, config_from_args
 
 DEFAULT_SIZE = 256  # the ADM priors' resolution, as zero-shot video papers evaluate
 
@@ -17,7 +17,8 @@ def add_davis_args(p: argparse.ArgumentParser) -> None:
                    help="DAVIS 2017 root (JPEGImages/480p, ImageSets/2017), a folder of sequence folders of frames "
                         "(REDS train_sharp/, Vid4, UDM10, SPMCS) or a folder of videos")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder (rerun the same command to resume)")
-    g.add_argument("--sequences", type=_names, default=None, metavar="A,B", help="sequences to run (default: --split)")
+    g.add_argument("--sequences", type=comma_names(example="bear,blackswan"), default=None,
+                   metavar="A,B", help="sequences to run (default: --split)")
     g.add_argument("--split", default=None, metavar="FILE",
                    help="file listing the sequences, one a line (e.g. REDS4, Vid4); for DAVIS also a split name of "
                         "ImageSets/2017 or 'all' (DAVIS default: val; otherwise every sequence)")
@@ -25,13 +26,6 @@ def add_davis_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true", help="discard earlier results in DIR and start over")
     g.add_argument("--no-videos", action="store_true", help="skip the side-by-side videos")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def _names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("--sequences needs comma-separated names, e.g. bear,blackswan")
-    return names
 
 
 def register(sub) -> None:

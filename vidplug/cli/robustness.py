@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidplug.cli.common import add_read_args, command_read_defaults, read_flags
-
-
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+from vidplug.cli.common import add_read_args, comma_names, command_read_defaults, read_flags
 
 
 def register(sub) -> None:
@@ -23,9 +19,11 @@ def register(sub) -> None:
     p.add_argument("--task", default="sr4", help="sr4 | sr | inpaint | temporal | deblur | temporal+deblur")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (rerun the same command to resume)")
     p.add_argument("--sequence", default=None, help="dataset sequence (default: the first; DAVIS: of val)")
-    p.add_argument("--types", type=_names, default=None, metavar="A,B", help="noise types (default: all four)")
-    p.add_argument("--levels", type=_names, default=None, metavar="low,high", help="levels (default: low,high)")
-    p.add_argument("--methods", type=_names, default=None,
+    p.add_argument("--types", type=comma_names(example="impulse,shot"), default=None, metavar="A,B",
+                   help="noise types (default: all four)")
+    p.add_argument("--levels", type=comma_names(example="low,high"), default=None,
+                   metavar="low,high", help="levels (default: low,high)")
+    p.add_argument("--methods", type=comma_names(example="vidplug,bicubic"), default=None,
                    metavar="A,B", help="vidplug, dmplug (per frame), bicubic (default: all three)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every cell, e.g. --set solver.iters=100 --set solver.es_preset=published")
