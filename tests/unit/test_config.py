@@ -58,6 +58,17 @@ def test_prior_files_set_defaults_under_the_user_settings(prior, tmp_path):
     assert load_config(None, ["prior.name=/some/dir"]).solver == RestoreConfig().solver  # no file: no defaults
 
 
+def test_a_prior_files_task_section_applies_to_that_task_only():
+    tiny = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).consistency
+            for t in ("temporal", "temporal+deblur", "sr4")}
+    assert tiny["temporal"].coupling_min_frames == 6 and tiny["temporal"].pixel_weight == 0.05
+    assert tiny["temporal+deblur"].coupling_min_frames == 2 and tiny["temporal+deblur"].pixel_weight == 0.2
+    assert tiny["sr4"] == load_config(None, ["task.name=inpaint"], flags={"prior.name": "tiny"}).consistency
+    # the user's setting still wins over the prior's task section
+    assert load_config(None, ["task.name=temporal", "consistency.coupling_min_frames=3"],
+                       flags={"prior.name": "tiny"}).consistency.coupling_min_frames == 3
+
+
 def test_task_options_are_typed_when_loaded(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: {name: sr4, options: {factor: 2}}\n")

@@ -136,3 +136,39 @@ def test_coupling_frames_two_apart_helps_invert_the_temporal_average():
     # a radius beyond the window couples what it can: 8 frames hold distances up to 7
     assert torch.isfinite(fuse(data_op, y, dagger, start, KnownFlow(), weight=0.1, rounds=1, steps=5, damping=0.01,
                                radius=20)).all()
+
+
+def test_windows_under_coupling_min_frames_get_no_flow_coupling_and_say_so(tmp_path):
+    from vidplug.consistency.pixel import PixelConsistency
+    from vidplug.io import write_video
+    from vidplug.methods.dmplug import consistency_terms
+    from vidplug.pipeline import restore_video
+
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.coupling_min_frames=5",
+                          task=("task.name=temporal",))
+    models = tiny_models(cfg)
+    op = build_operator("temporal", 4, (16, 16), noise_sigma=0.01)
+    short, long = plan_chunks(4, 4, 0)[0], plan_chunks(5, 5, 0)[0]
+    init = torch.rand(4, 3, 16, 16)
+    assert not _fusing(cfg, models, op, short)
+    assert not any(isinstance(t, PixelConsistency) for t in consistency_terms(cfg.consistency, models, short, init,
+                                                                              None))
+    assert _fusing(cfg, models, build_operator("temporal", 5, (16, 16)), long)
+    with pytest.raises(VidplugError, match="coupling_min_frames"):
+        apply_overrides(cfg, ["consistency.coupling_min_frames=1"])
+
+    # end to end: the 4-frame clip's flow-coupled least squares is plain least squares, and the report says why
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(4, 16, 16, shift=SHIFT), clip, fps=8.0)
+    frames = {}
+    for method, extra in (("least-squares", []), ("flow-least-squares", []),
+                          ("flow-least-squares", ["consistency.coupling_min_frames=4"])):
+        run = apply_overrides(cfg, [f"method={method}", "consistency.flow_model=dis", *extra])
+        res = restore_video(clip, tmp_path / f"{method}.mp4", run, simulate=True, progress=False,
+                            models=tiny_models(run), keep_frames=True, overwrite=True)
+        frames[(method, bool(extra))] = (res.frames, res.report["notes"])
+    plain, (short_fused, notes), (fused, fused_notes) = (frames[k] for k in frames)
+    assert torch.equal(short_fused, plain[0])
+    assert any("flow coupling off: a window of 4 frames is under consistency.coupling_min_frames=5" in n
+               for n in notes), notes
+    assert not torch.allclose(fused, plain[0], atol=1e-3) and not any("coupling off" in n for n in fused_notes)

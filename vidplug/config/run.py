@@ -92,12 +92,31 @@ class ConsistencyConfig:
     fusion_rounds: int = 3
     fusion_radius: int = 1  # couple frames up to this many apart too (2: better with accurate flow, worse with DIS on
     # fast motion: benchmarks/RESULTS.md)
+    # the flow coupling (pixel term and fusion) only on chunk windows of at least this many frames: its flows are
+    # measured on the estimate, which holds no motion when a short window leaves most of it unobserved (temporal k=7
+    # on 4-5 frames: configs/tasks/temporal.yaml)
+    coupling_min_frames: int = 2
 
     def __post_init__(self) -> None:
         check_choices(self)
         if not self.fusion_weight >= 0 or self.fusion_rounds < 1 or self.fusion_radius < 1:
             raise VidplugError(f"consistency.fusion_weight must be >= 0, fusion_rounds and fusion_radius >= 1, got "
                                f"{self.fusion_weight}, {self.fusion_rounds} and {self.fusion_radius}")
+        if self.coupling_min_frames < 2:
+            raise VidplugError(f"consistency.coupling_min_frames must be >= 2 (a pair of frames), got "
+                               f"{self.coupling_min_frames}")
+
+    def couples(self, window_len: int) -> bool:
+        """Whether a chunk window of ``window_len`` frames gets the flow coupling (pixel term, fusion), weights
+        aside."""
+        return window_len >= self.coupling_min_frames
+
+    def coupling_note(self, window_len: int) -> str | None:
+        """For the report of a method that would couple the frames: why this window is not coupled, or None."""
+        if self.couples(window_len):
+            return None
+        return (f"flow coupling off: a window of {window_len} frames is under consistency.coupling_min_frames="
+                f"{self.coupling_min_frames}")
 
 
 @dataclass

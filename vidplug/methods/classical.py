@@ -49,7 +49,9 @@ class LeastSquares:
     fused = False  # whether the estimate is fused with the neighbouring frames' observations
 
     def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
-        cons, flow = cfg.consistency, models.method_flow() if self.fused else None
+        cons = cfg.consistency
+        note = cons.coupling_note(chunk.window_len) if self.fused else None
+        flow = models.method_flow() if self.fused and note is None else None
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS,
                                    cons, flow)
@@ -57,6 +59,8 @@ class LeastSquares:
         if flow is not None:
             summary |= {"fusion_weight": cons.fusion_weight, "fusion_rounds": cons.fusion_rounds,
                         "fusion_radius": cons.fusion_radius, "flow_model": flow.name}
+        if note:
+            summary["notes"] = [note]
         return x, summary, None
 
 

@@ -35,7 +35,7 @@ def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor 
     terms = []
     if models.clip is not None and chunk.window_len > 1 and cons.semantic_weight > 0:
         terms.append(SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean))
-    if models.flow is not None and chunk.window_len > 1 and cons.pixel_weight > 0:
+    if models.flow is not None and cons.couples(chunk.window_len) and cons.pixel_weight > 0:
         pixel = PixelConsistency(
             models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every
         )
@@ -71,9 +71,11 @@ class DMPlugMethod:
                        reference=reference, progress=progress, desc=f"chunk {chunk.index}",
                        on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
+        cons = cfg.consistency
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
-            cons = cfg.consistency
             summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius}
+        elif models.flow is not None and cons.pixel_weight > 0 and not cons.couples(chunk.window_len):
+            summary["notes"] = [cons.coupling_note(chunk.window_len)]
         if sv.project_steps > 0 and op.linear:
             frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
@@ -86,10 +88,11 @@ class DMPlugMethod:
 
 def _fusing(cfg, models, op, chunk: Chunk) -> bool:
     """Whether the least-squares stages fuse neighbouring frames: the pixel term is on (its flow model loaded), the
-    operator is linear, the window has two frames or more and ``consistency.fusion_weight`` > 0."""
+    operator is linear, the window has ``consistency.coupling_min_frames`` or more and ``consistency.fusion_weight``
+    > 0."""
     cons = cfg.consistency
     return (models.flow is not None and cons.pixel_weight > 0 and cons.fusion_weight > 0 and op.linear
-            and chunk.window_len > 1)
+            and cons.couples(chunk.window_len))
 
 
 def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, dagger: Tensor,
