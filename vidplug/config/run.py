@@ -94,7 +94,7 @@ class ConsistencyConfig:
     # fast motion: benchmarks/RESULTS.md)
     # the flow coupling (pixel term and fusion) only on chunk windows of at least this many frames: its flows are
     # measured on the estimate, which holds no motion when a short window leaves most of it unobserved (temporal k=7
-    # on 4-5 frames: configs/tasks/temporal.yaml)
+    # on 4-5 frames: configs/priors/tiny.yaml)
     coupling_min_frames: int = 2
 
     def __post_init__(self) -> None:
@@ -112,8 +112,9 @@ class ConsistencyConfig:
         return window_len >= self.coupling_min_frames
 
     def coupling_note(self, window_len: int) -> str | None:
-        """For the report of a method that would couple the frames: why this window is not coupled, or None."""
-        if self.couples(window_len):
+        """For the report of a method that would couple the frames: why this window of two frames or more is not
+        coupled, or None."""
+        if window_len < 2 or self.couples(window_len):
             return None
         return (f"flow coupling off: a window of {window_len} frames is under consistency.coupling_min_frames="
                 f"{self.coupling_min_frames}")

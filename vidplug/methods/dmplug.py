@@ -74,7 +74,7 @@ class DMPlugMethod:
         cons = cfg.consistency
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
             summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius}
-        elif models.flow is not None and cons.pixel_weight > 0 and not cons.couples(chunk.window_len):
+        elif models.flow is not None and cons.pixel_weight > 0 and cons.coupling_note(chunk.window_len):
             summary["notes"] = [cons.coupling_note(chunk.window_len)]
         if sv.project_steps > 0 and op.linear:
             frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
