@@ -75,7 +75,7 @@ class DMPlugMethod:
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
             summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius}
         elif models.flow is not None and cons.pixel_weight > 0 and cons.coupling_note(chunk.window_len):
-            summary["notes"] = [cons.coupling_note(chunk.window_len)]
+            summary.setdefault("notes", []).append(cons.coupling_note(chunk.window_len))  # after the solver's
         if sv.project_steps > 0 and op.linear:
             frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
