@@ -23,6 +23,7 @@ class Models:
     def __init__(self, cfg: RestoreConfig, device: torch.device):
         self.cfg, self.device, self.notes = cfg, device, []
         self.prior = self.clip = self.flow = None
+        self._metrics_flow = None  # the warping error's own flow model, when the method's is not one it uses
         method = get_method(cfg.method)
         if method.needs_prior:
             from vidplug.prior import load_prior
@@ -63,6 +64,6 @@ class Models:
         name = self.cfg.consistency.flow_model
         if name in METRIC_FLOW_MODELS:
             return self.method_flow()
-        if getattr(self, "_metrics_flow", None) is None:
+        if self._metrics_flow is None:
             self._metrics_flow = self._load_flow("auto")
         return self._metrics_flow

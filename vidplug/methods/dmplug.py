@@ -72,10 +72,11 @@ class DMPlugMethod:
                        on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
         cons = cfg.consistency
+        note = cons.coupling_note(chunk.window_len) if models.flow is not None and cons.pixel_weight > 0 else None
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
             summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius}
-        elif models.flow is not None and cons.pixel_weight > 0 and cons.coupling_note(chunk.window_len):
-            summary.setdefault("notes", []).append(cons.coupling_note(chunk.window_len))  # after the solver's
+        elif note:
+            summary.setdefault("notes", []).append(note)  # after the solver's own notes
         if sv.project_steps > 0 and op.linear:
             frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
