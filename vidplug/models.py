@@ -44,6 +44,12 @@ class Models:
         if method.uses_consistency and cons.pixel_weight > 0:
             self.flow = self._load_flow(cons.flow_model)
 
+    def run_prior(self, cfg: RestoreConfig):
+        """The prior with ``cfg``'s settings of the network call (``prior.border_pad``): models may be shared between
+        runs with different settings (ablations, the demo's rows), so each run and each chunk sets its own here."""
+        self.prior.border_pad = cfg.prior.border_pad
+        return self.prior
+
     def _load_flow(self, name: str):
         from vidplug.consistency.flow import load_flow_model
 

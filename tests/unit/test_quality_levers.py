@@ -192,3 +192,24 @@ def test_dmplug_with_every_lever_on_restores_and_reports_the_unprojected_oracle(
     chunk = res.report["chunks"][0]
     assert chunk["oracle_psnr_projected"] == pytest.approx(res.report["metrics"]["psnr"], abs=0.5)  # 8-bit output
     assert chunk["oracle_psnr_unprojected"] > 5
+
+
+def test_each_run_sets_its_own_border_pad_on_shared_models(tmp_path):
+    """Models are shared between runs (ablations, the demo's rows): DiffPIR after a run with border padding must not
+    inherit that padding."""
+    from tests.conftest import make_translating_video
+    from vidplug.io import write_video
+    from vidplug.models import Models
+    from vidplug.pipeline import restore_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(2, 16, 16), clip, fps=8.0)
+    prior = save_tiny_prior(tmp_path / "prior")
+    padded = load_config(None, [f"prior.name={prior}", "prior.border_pad=8"])
+    plain = load_config(None, [f"prior.name={prior}", "method=diffpir", "chunk.size=2"])
+    models = Models(padded, torch.device("cpu"))
+    assert models.run_prior(padded).border_pad == 8  # what the padded run left behind
+    widths = []
+    models.prior.net.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape[-1]))
+    restore_video(clip, tmp_path / "d.mp4", plain, simulate=True, models=models, progress=False)
+    assert widths and set(widths) == {16}  # the network saw the frames unpadded (8 on each side would be 32)

@@ -138,7 +138,7 @@ class DiffPIRMethod:
         std_at = getattr(op.noise_model, "std_at", None)
         noise_std = max(std_at(0.5) if std_at is not None else op.noise_sigma / 2.0, settings.min_noise)
         physics = window_physics(op, lo, hi, tuple(init.shape), tuple(y.shape), noise_std)
-        sampler = DiffPIR(EpsDenoiser(models.prior), L2(), sigma=noise_std, max_iter=settings.steps,
+        sampler = DiffPIR(EpsDenoiser(models.run_prior(cfg)), L2(), sigma=noise_std, max_iter=settings.steps,
                           zeta=settings.zeta, lambda_=settings.lambda_, verbose=progress, device=init.device)
         devices = [init.device] if init.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # deepinv draws from the global generator

@@ -62,12 +62,12 @@ class DMPlugMethod:
         sv = cfg.solver
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         data_op = CroppedOperator(op, lo, hi)
-        models.prior.border_pad = cfg.prior.border_pad  # models may be shared between runs: this run's setting
+        prior = models.run_prior(cfg)  # this run's border padding
         fusing = _fusing(cfg, models, op, chunk)
         init = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1), fusing)
         terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
-        z0, offset = _start(cfg, models.prior, chunk, init)
-        result = solve(y[lo:hi], data_op, models.prior, sv, extra_terms=terms, z_init=z0, frame_shape=tuple(init.shape),
+        z0, offset = _start(cfg, prior, chunk, init)
+        result = solve(y[lo:hi], data_op, prior, sv, extra_terms=terms, z_init=z0, frame_shape=tuple(init.shape),
                        reference=reference, progress=progress, desc=f"chunk {chunk.index}",
                        on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
