@@ -178,3 +178,20 @@ def test_windows_under_coupling_min_frames_get_no_flow_coupling_and_say_so(tmp_p
     assert any("flow coupling off: a window of 4 frames is under consistency.coupling_min_frames=5" in n
                for n in notes), notes
     assert not torch.allclose(fused, plain[0], atol=1e-3) and not any("coupling off" in n for n in fused_notes)
+
+
+def test_pixel_in_solve_false_keeps_the_fusion_and_drops_the_solves_pixel_term():
+    from vidplug.consistency.pixel import PixelConsistency
+    from vidplug.methods.dmplug import consistency_terms
+
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", task=("task.name=temporal",))
+    models = tiny_models(cfg)
+    op = build_operator("temporal", 6, (16, 16), noise_sigma=0.01)
+    chunk, init = plan_chunks(6, 6, 0)[0], torch.rand(6, 3, 16, 16)
+
+    def has_pixel(c) -> bool:
+        return any(isinstance(t, PixelConsistency) for t in consistency_terms(c.consistency, models, chunk, init, None))
+
+    assert has_pixel(cfg) and _fusing(cfg, models, op, chunk)
+    fusion_only = apply_overrides(cfg, ["consistency.pixel_in_solve=false"])
+    assert not has_pixel(fusion_only) and _fusing(fusion_only, models, op, chunk)

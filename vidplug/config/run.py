@@ -79,6 +79,9 @@ class ConsistencyConfig:
     clip_pretrained: str = "openai"  # open_clip weights tag or a local file path
     pixel_weight: float = 0.05  # weight of the occlusion-masked L1 flow-warping term between neighbours; 0 = off
     pixel_norm: Literal["l1", "l2"] = "l1"  # norm of the flow-warping residual
+    # the pixel term inside the diffusion solve; false: the flow coupling acts in the least-squares start and the
+    # measurement projection only (fusion_weight), and the solve fits the data alone (configs/priors/tiny.yaml: temporal)
+    pixel_in_solve: bool = True
     # the pixel term's and the fusion's flow; auto: RAFT if its weights are present, else OpenCV DIS; farneback: OpenCV
     # Farneback (blur-robust). The warping-error metric uses this one too, except farneback (scored with auto's)
     flow_model: Literal["auto", "raft", "dis", "farneback"] = "auto"

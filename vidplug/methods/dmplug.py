@@ -35,7 +35,7 @@ def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor 
     terms = []
     if models.clip is not None and chunk.window_len > 1 and cons.semantic_weight > 0:
         terms.append(SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean))
-    if models.flow is not None and cons.couples(chunk.window_len) and cons.pixel_weight > 0:
+    if models.flow is not None and cons.couples(chunk.window_len) and cons.pixel_weight > 0 and cons.pixel_in_solve:
         pixel = PixelConsistency(
             models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every
         )
