@@ -169,7 +169,7 @@ class SavedTensorBytes(torch.autograd.graph.saved_tensors_hooks):
             self._held.append(st)
             self.bytes += st.nbytes()
             self.count += 1
-        return t
+        return t.detach()  # not t: a saved output would hold its own grad_fn, a cycle no gc breaks (pytorch#115255)
 
 
 class LiveTensorBytes(TorchDispatchMode):

@@ -212,7 +212,9 @@ def saved_bytes_per_frame(prior: DiffusionPrior, frame_shape: tuple[int, int, in
         storage = t.untyped_storage()
         if storage.data_ptr() not in resident:
             storages[storage.data_ptr()] = storage.nbytes()
-        return t
+        # detached: a saved output returned as is refers to its own grad_fn, a cycle through C++ that no gc breaks
+        # when backward never runs (as here): every call leaked the whole graph (pytorch/pytorch#115255)
+        return t.detach()
 
     z = torch.randn(prior.seed_shape((1, *frame_shape)), device=prior.alphas_cumprod.device, requires_grad=True)
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
