@@ -122,7 +122,13 @@ def test_a_restore_with_the_pixel_term_reports_the_fusion(tmp_path):
     models = tiny_models(cfg)
     res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=models)
     assert res.report["chunks"][0]["fusion"] == {"weight": cfg.consistency.fusion_weight,
-                                                 "rounds": cfg.consistency.fusion_rounds, "radius": 1}
+                                                 "rounds": cfg.consistency.fusion_rounds, "radius": 1,
+                                                 "pixel_in_solve": True}
+    assert "pixel" in res.report["chunks"][0]["loss_history"]
+    fusion_only = apply_overrides(cfg, ["consistency.pixel_in_solve=false"])
+    res = restore_video(clip, tmp_path / "rf.mp4", fusion_only, simulate=True, progress=False, models=models)
+    assert res.report["chunks"][0]["fusion"]["pixel_in_solve"] is False  # the report says the solve had no pixel term
+    assert "pixel" not in res.report["chunks"][0]["loss_history"]
     off = apply_overrides(cfg, ["consistency.fusion_weight=0"])
     res = restore_video(clip, tmp_path / "r0.mp4", off, simulate=True, progress=False, models=tiny_models(off))
     assert "fusion" not in res.report["chunks"][0]

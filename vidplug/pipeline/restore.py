@@ -210,6 +210,6 @@ def _auto_chunk_size(run: RunInputs, models: Models) -> int:
     if not run.simulate:
         h, w = h * run.geometry.scale, w * run.geometry.scale
     s = run.cfg.solver
-    return auto_chunk_size(models.run_prior(run.cfg), (3, h, w), run.device, num_steps=s.num_steps, checkpoint=s.checkpoint,
-                           autocast=s.autocast, micro_batch=s.micro_batch)
+    return auto_chunk_size(models.run_prior(run.cfg), (3, h, w), run.device, num_steps=s.num_steps,
+                           checkpoint=s.checkpoint, autocast=s.autocast, micro_batch=s.micro_batch)
 
