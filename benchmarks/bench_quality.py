@@ -2,7 +2,8 @@
 random inpainting (50%), temporal averaging (k=7) and temporal+deblur, all simulated from clean frames.
 
     python -m benchmarks.bench_quality [--prior tiny] [--tasks sr4,inpaint,temporal,temporal+deblur]
-        [--clips bikes,bigbuckbunny,bmx-trees] [--frames 8] [--size 128x128] [--set solver.iters=20 ...] --out DIR
+        [--clips bikes,bigbuckbunny,bmx-trees] [--frames 8] [--start 0] [--size 128x128] [--set solver.iters=20 ...]
+        --out DIR
 
 Settings are the prior's recommended ones (configs/priors/<prior>.yaml, as `vidplug restore --prior` gets them)
 plus any --set. Goals (issue 18), each printed as met / not met per clip and task: the full method ranks first on
@@ -74,7 +75,7 @@ def task_config(task: str, prior: str, overrides: list[str]):
 def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, models: dict) -> dict[str, Any]:
     """Every method of ``task`` on one clip: rows (method -> metrics, s/frame) and the full method's notes."""
     cfg = task_config(task, args.prior, args.overrides)
-    read = {"max_frames": args.frames, "size": args.size}
+    read = {"start": args.start, "max_frames": args.frames, "size": args.size}
     rows, notes = {}, set()
     for name, change in methods(task).items():
         run_cfg = merge(cfg, change)
@@ -113,7 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.quiet:
                 print(f"{clip} {task}: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}"
                                                      for k, v in out["goals"].items()), flush=True)
-    summary = {"env": env, "settings": {"prior": args.prior, "frames": args.frames, "size": list(args.size),
+    summary = {"env": env, "settings": {"prior": args.prior, "frames": args.frames, "start": args.start,
+                                        "size": list(args.size),
                                         "overrides": args.overrides, "solver": dict(vars(cfg.solver)),
                                         "border_pad": cfg.prior.border_pad}, "results": results}
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -128,7 +130,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(summary: dict[str, Any], note: str | None = None) -> str:
     s = summary["settings"]
     sv = s["solver"]
-    lines = [f"## bench_quality: prior `{s['prior']}`, {s['frames']} frames at {s['size'][0]}x{s['size'][1]}",
+    start = f" from frame {s['start']}" if s.get("start") else ""
+    lines = [f"## bench_quality: prior `{s['prior']}`, {s['frames']} frames{start} at {s['size'][0]}x{s['size'][1]}",
              "", env_line(summary["env"]), "",
              f"Settings: solver {sv['optimizer']} lr {sv['lr']}, K={sv['num_steps']}, iters {sv['iters']}, init "
              f"{sv['init']}, init_refine_steps {sv['init_refine_steps']}, project_steps {sv['project_steps']} "
@@ -162,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clips from ../shared/data (absent ones are skipped)")
     p.add_argument("--data", default=str(DATA), help="folder holding the clips (default: ../shared/data)")
     p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--start", type=int, default=0,
+                   help="first frame of each clip, 0-based (other segments of the same clips: see RESULTS.md)")
     p.add_argument("--size", type=parse_size, default=(128, 128), help="HxW the clips are resized to")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_report_args(p, "folder for the restored clips and bench_quality.json")

@@ -75,3 +75,23 @@ def test_the_full_row_gets_its_consistency_networks_whichever_row_builds_them(tm
                               overrides=["solver.iters=1", "consistency.flow_model=dis"])
     bq.run_task(clip, "sr4", args, tmp_path / "out", {})
     assert built == [("dmplug", 0.05, True)]  # one set of networks, built with the full method's terms on
+
+
+def test_start_benchmarks_a_later_segment_of_the_clips(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "videos").mkdir(parents=True)
+    write_video(make_translating_video(5, 16, 16), data / "videos" / "bikes.mp4", fps=8.0)
+    prior = save_tiny_prior(tmp_path / "prior")
+    common = ["--prior", str(prior), "--data", str(data), "--clips", "bikes", "--tasks", "sr4", "--frames", "2",
+              "--size", "16x16", "--set", "solver.iters=1", "--set", "consistency.flow_model=dis", "--no-append",
+              "--quiet"]
+    psnrs = {}
+    for start in (0, 3):
+        assert main([*common, "--start", str(start), "--out", str(tmp_path / f"s{start}")]) == 0
+        summary = json.loads((tmp_path / f"s{start}" / "bench_quality.json").read_text())
+        assert summary["settings"]["start"] == start
+        psnrs[start] = summary["results"]["bikes"]["sr4"]["rows"]["bicubic"]["psnr"]
+    assert psnrs[0] != psnrs[3]  # other frames, other scores
+    assert "2 frames from frame 3 at 16x16" in capsys.readouterr().out
+    assert main([*common, "--start", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert main([*common, "--start", "9", "--out", str(tmp_path / "late")]) == 2  # past the clip's 5 frames
