@@ -71,8 +71,8 @@ def test_the_full_row_gets_its_consistency_networks_whichever_row_builds_them(tm
     write_video(make_translating_video(2, 16, 16), clip, fps=8.0)
     monkeypatch.setattr(bq, "Models", Recording)
     monkeypatch.setattr(bq, "methods", lambda task: {PER_FRAME: {"consistency": {"pixel_weight": 0.0}}, FULL: {}})
-    args = argparse.Namespace(prior=str(save_tiny_prior(tmp_path / "prior")), frames=2, size=(16, 16), quiet=True,
-                              overrides=["solver.iters=1", "consistency.flow_model=dis"])
+    args = argparse.Namespace(prior=str(save_tiny_prior(tmp_path / "prior")), frames=2, start=0, size=(16, 16),
+                              quiet=True, overrides=["solver.iters=1", "consistency.flow_model=dis"])
     bq.run_task(clip, "sr4", args, tmp_path / "out", {})
     assert built == [("dmplug", 0.05, True)]  # one set of networks, built with the full method's terms on
 
