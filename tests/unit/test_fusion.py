@@ -9,7 +9,7 @@ import torch
 from tests.conftest import make_translating_video, tiny_models, tiny_run_config
 from vidplug.config import apply_overrides
 from vidplug.consistency.flow import FlowModel
-from vidplug.consistency.fusion import FlowCoupling, fuse
+from vidplug.consistency.fusion import FlowCoupling, fuse, warp_residual
 from vidplug.errors import VidplugError
 from vidplug.methods.dmplug import _fusing, _least_squares_start
 from vidplug.metrics.fidelity import psnr
@@ -98,8 +98,10 @@ def test_fusion_runs_only_with_the_pixel_term_and_changes_only_the_fused_start()
     data_op = CroppedOperator(op, 0, 4)
     dagger = op.A_dagger(y)
     assert _fusing(cfg, models, op, chunk)
-    fused = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
-    plain = _least_squares_start(cfg, models, op, data_op, y, dagger, False)
+    fused, flows_from = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
+    plain, unfused = _least_squares_start(cfg, models, op, data_op, y, dagger, False)
+    assert cfg.consistency.fusion_flows_from == "auto" and flows_from in ("estimate", "observation")
+    assert unfused is None
     assert torch.allclose(plain, project(data_op, y, dagger, 10, 0.01))
     assert not torch.allclose(fused, plain, atol=1e-3)
     for off in ("consistency.fusion_weight=0", "consistency.pixel_weight=0"):
@@ -121,9 +123,10 @@ def test_a_restore_with_the_pixel_term_reports_the_fusion(tmp_path):
                           "consistency.pixel_weight=0.05", "consistency.flow_model=dis", task=("task.name=sr4",))
     models = tiny_models(cfg)
     res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=models)
-    assert res.report["chunks"][0]["fusion"] == {"weight": cfg.consistency.fusion_weight,
-                                                 "rounds": cfg.consistency.fusion_rounds, "radius": 1,
-                                                 "pixel_in_solve": True}
+    fusion = res.report["chunks"][0]["fusion"]
+    assert fusion.pop("flows_from") in ("estimate", "observation")  # auto: the one chosen
+    assert fusion == {"weight": cfg.consistency.fusion_weight, "rounds": cfg.consistency.fusion_rounds, "radius": 1,
+                      "pixel_in_solve": True}
     assert "pixel" in res.report["chunks"][0]["loss_history"]
     fusion_only = apply_overrides(cfg, ["consistency.pixel_in_solve=false"])
     res = restore_video(clip, tmp_path / "rf.mp4", fusion_only, simulate=True, progress=False, models=models)
@@ -132,6 +135,72 @@ def test_a_restore_with_the_pixel_term_reports_the_fusion(tmp_path):
     off = apply_overrides(cfg, ["consistency.fusion_weight=0"])
     res = restore_video(clip, tmp_path / "r0.mp4", off, simulate=True, progress=False, models=tiny_models(off))
     assert "fusion" not in res.report["chunks"][0]
+
+
+class RecordingFlow(KnownFlow):
+    """The known flow, remembering the frames each estimate was asked for."""
+
+    def __init__(self) -> None:
+        self.seen: list[torch.Tensor] = []
+
+    def flow_pair(self, frames, step=1):
+        self.seen.append(frames.clone())
+        return super().flow_pair(frames, step)
+
+
+def test_the_first_fusion_round_estimates_its_flows_on_first_flows_and_later_rounds_on_the_estimate():
+    _, y, data_op, dagger, single = _known_motion_problem("sr4", 4, 16)
+    for first, expected in ((None, single), (dagger, dagger)):
+        flow = RecordingFlow()
+        fused = fuse(data_op, y, dagger, single, flow, weight=0.1, rounds=2, steps=5, damping=0.01, first_flows=first)
+        assert len(flow.seen) == 2
+        assert torch.allclose(flow.seen[0], expected.clamp(0, 1))
+        assert not torch.allclose(flow.seen[1], expected.clamp(0, 1), atol=1e-3)  # round 2: the fused estimate
+        assert torch.isfinite(fused).all()
+
+
+def test_warp_residual_is_lower_for_frames_that_move_as_one_scene():
+    frames = make_translating_video(5, 32, 32, shift=SHIFT)
+    consistent = warp_residual(KnownFlow(), frames)
+    shuffled = warp_residual(KnownFlow(), frames[[0, 3, 1, 4, 2]])  # the same frames, out of order
+    noisy = warp_residual(KnownFlow(), (frames + 0.1 * torch.randn(frames.shape, generator=torch.Generator()
+                                                                  .manual_seed(0))).clamp(0, 1))
+    assert consistent < 1e-4 < noisy < shuffled  # bilinear warping of a 1-pixel shift is exact inside the frame
+    assert warp_residual(KnownFlow(), frames[:1]) == 0.0
+
+
+class ContrastFlow(RecordingFlow):
+    """A flow that depends on the frames it is estimated on (its length scales with their contrast), so that flows
+    from different frames couple differently."""
+
+    def flow_pair(self, frames, step=1):
+        fw, bw = super().flow_pair(frames, step)
+        scale = 10.0 * float(frames.std())
+        return fw * scale, bw * scale
+
+
+@pytest.mark.parametrize("preferred", ["estimate", "observation"])
+def test_auto_fusion_flows_keep_the_candidate_with_the_lower_warp_residual(monkeypatch, preferred):
+    from vidplug.methods import classical
+
+    _, y, data_op, dagger, _ = _known_motion_problem("sr4", 4, 16)
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", task=("task.name=sr4",))
+    results = {}
+    for mode in ("estimate", "observation"):
+        named = apply_overrides(cfg, [f"consistency.fusion_flows_from={mode}"])
+        results[mode] = classical.least_squares_estimate(data_op, y, dagger, 10, named.consistency, ContrastFlow())
+        assert results[mode][1] == mode
+    assert not torch.allclose(results["estimate"][0], results["observation"][0], atol=1e-4)
+
+    def score(flow, frames):  # the candidate equal to the preferred mode's result scores lower
+        return 0.0 if torch.equal(frames, results[preferred][0]) else 1.0
+
+    monkeypatch.setattr(classical, "warp_residual", score)
+    auto = apply_overrides(cfg, ["consistency.fusion_flows_from=auto"])
+    x, chosen = classical.least_squares_estimate(data_op, y, dagger, 10, auto.consistency, ContrastFlow())
+    assert chosen == preferred and torch.equal(x, results[preferred][0])
+    with pytest.raises(VidplugError, match="fusion_flows_from"):
+        apply_overrides(cfg, ["consistency.fusion_flows_from=truth"])
 
 
 def test_coupling_frames_two_apart_helps_invert_the_temporal_average():

@@ -93,6 +93,9 @@ class ConsistencyConfig:
     # re-estimated from the estimate before each) measured on the bikes clip (benchmarks/RESULTS.md).
     fusion_weight: float = 0.1
     fusion_rounds: int = 3
+    # the fused start's first flows, estimated on: estimate (the least-squares estimate), observation (A_dagger(y): the
+    # observed frames, bicubic for SR), or auto (fuse from both, keep the one more consistent under its own flows)
+    fusion_flows_from: Literal["estimate", "observation", "auto"] = "auto"
     fusion_radius: int = 1  # couple frames up to this many apart too (2: better with accurate flow, worse with DIS on
     # fast motion: benchmarks/RESULTS.md)
     # the flow coupling (pixel term and fusion) only on chunk windows of at least this many frames: its flows are

@@ -85,7 +85,7 @@ def coupling_normal(flow_model: FlowModel, frames: Tensor, weight: float, radius
 
 
 def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *, weight: float, rounds: int,
-         steps: int, damping: float, radius: int = 1) -> Tensor:
+         steps: int, damping: float, radius: int = 1, first_flows: Tensor | None = None) -> Tensor:
     """Flow-coupled damped least squares: ``rounds`` times, flows from the current estimate, then ``steps`` CG steps
     on ``|A x - y|^2 + weight sum_d |L_d x|^2 + damping |x - anchor|^2`` from it (``d = 1..radius``).
 
@@ -95,13 +95,28 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
         anchor (Tensor): ``(T, C, H, W)`` the damping pulls towards (the pseudo-inverse, or the diffusion result).
         start (Tensor): ``(T, C, H, W)`` in [0, 1] where the first round starts and its flows are estimated.
         flow_model: estimates the flows (RAFT, or OpenCV DIS offline).
+        first_flows (Tensor, optional): ``(T, C, H, W)`` frames the first round's flows are estimated on instead of
+            ``start`` (e.g. the observed frames); later rounds estimate them on the current estimate.
 
     Returns:
         ``(T, C, H, W)`` clamped to [0, 1]. With fewer than 2 frames, or ``weight`` 0, plain damped least squares.
     """
     x = start
     with torch.no_grad():
-        for _ in range(max(int(rounds), 1)):
-            coupling = coupling_normal(flow_model, x, weight, radius)
+        for i in range(max(int(rounds), 1)):
+            source = first_flows if i == 0 and first_flows is not None else x
+            coupling = coupling_normal(flow_model, source, weight, radius)
             x = VideoOperator.least_squares(op, y, anchor, steps, damping, regulariser=coupling, start=x).clamp(0, 1)
     return x
+
+
+@torch.no_grad()
+def warp_residual(flow_model: FlowModel, frames: Tensor) -> float:
+    """How far ``frames (T, C, H, W)`` in [0, 1] are from one consistently moving scene, without ground truth: the
+    mean squared residual ``|x_t - W(x_{t+1}, fw_t)|^2`` over the pixels with a correspondence, flows estimated on
+    the frames themselves. Lower is more consistent; 0.0 for one frame."""
+    if frames.shape[0] < 2:
+        return 0.0
+    coupling = FlowCoupling.from_frames(flow_model, frames, 1.0)
+    valid = coupling.mask.sum().clamp_min(1.0) * frames.shape[1]
+    return float(coupling.residual(frames).pow(2).sum() / valid)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidplug.consistency.fusion import fuse
+from vidplug.consistency.fusion import fuse, warp_residual
 from vidplug.errors import VidplugError
 from vidplug.methods.base import ChunkOutput
 from vidplug.solver.chunk_problem import CroppedOperator, project
@@ -29,15 +29,28 @@ LS_STEPS, LS_DAMPING = 30, 0.01
 
 
 def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, steps: int, cons=None,
-                           flow=None) -> Tensor:
+                           flow=None) -> tuple[Tensor, str | None]:
     """The least-squares baseline's estimate of a chunk window ``(T, C, H, W)``: ``steps`` damped CG steps (damping
     LS_DAMPING) from the pseudo-inverse ``dagger``; with a ``flow`` model, then fused with the neighbouring frames'
-    observations (:func:`vidplug.consistency.fusion.fuse` at ``cons.fusion_weight`` for ``cons.fusion_rounds``)."""
+    observations (:func:`vidplug.consistency.fusion.fuse` at ``cons.fusion_weight`` for ``cons.fusion_rounds``).
+
+    The fusion's first flows are estimated on the least-squares estimate or on ``dagger`` (the observed frames;
+    bicubic for SR), as ``cons.fusion_flows_from`` says; ``auto`` fuses from both and keeps the result that is more
+    consistent under its own flows (:func:`~vidplug.consistency.fusion.warp_residual`, no ground truth).
+
+    Returns:
+        the estimate, and which flows the fusion started from (``"estimate"`` / ``"observation"``; None unfused).
+    """
     x = project(data_op, y, dagger, steps, LS_DAMPING)
     if flow is None:
-        return x
-    return fuse(data_op, y, dagger, x, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds, steps=steps,
-                damping=LS_DAMPING, radius=cons.fusion_radius)
+        return x, None
+    sources = {"estimate": None, "observation": dagger}
+    names = list(sources) if cons.fusion_flows_from == "auto" else [cons.fusion_flows_from]
+    fused = {name: fuse(data_op, y, dagger, x, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds,
+                        steps=steps, damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name])
+             for name in names}
+    chosen = min(fused, key=lambda name: warp_residual(flow, fused[name])) if len(fused) > 1 else names[0]
+    return fused[chosen], chosen
 
 
 class LeastSquares:
@@ -53,12 +66,12 @@ class LeastSquares:
         note = cons.coupling_note(chunk.window_len) if self.fused else None
         flow = models.method_flow() if self.fused and cons.couples(chunk.window_len) else None
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        x = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1), LS_STEPS,
-                                   cons, flow)
+        x, flows_from = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1),
+                                               LS_STEPS, cons, flow)
         summary = {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING}
         if flow is not None:
             summary |= {"fusion_weight": cons.fusion_weight, "fusion_rounds": cons.fusion_rounds,
-                        "fusion_radius": cons.fusion_radius, "flow_model": flow.name}
+                        "fusion_radius": cons.fusion_radius, "fusion_flows_from": flows_from, "flow_model": flow.name}
         if note:
             summary["notes"] = [note]
         return x, summary, None

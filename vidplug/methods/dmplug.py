@@ -64,7 +64,8 @@ class DMPlugMethod:
         data_op = CroppedOperator(op, lo, hi)
         prior = models.run_prior(cfg)  # this run's border padding
         fusing = _fusing(cfg, models, op, chunk)
-        init = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1), fusing)
+        init, flows_from = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1),
+                                                fusing)
         terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
         z0, offset = _start(cfg, prior, chunk, init)
         result = solve(y[lo:hi], data_op, prior, sv, extra_terms=terms, z_init=z0, frame_shape=tuple(init.shape),
@@ -75,7 +76,7 @@ class DMPlugMethod:
         note = cons.coupling_note(chunk.window_len) if models.flow is not None and cons.pixel_weight > 0 else None
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
             summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius,
-                                 "pixel_in_solve": cons.pixel_in_solve}
+                                 "flows_from": flows_from, "pixel_in_solve": cons.pixel_in_solve}
         elif note:
             summary.setdefault("notes", []).append(note)  # after the solver's own notes
         if sv.project_steps > 0 and op.linear:
@@ -98,13 +99,14 @@ def _fusing(cfg, models, op, chunk: Chunk) -> bool:
 
 
 def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, dagger: Tensor,
-                         fusing: bool) -> Tensor:
+                         fusing: bool) -> tuple[Tensor, str | None]:
     """The solve's start ``(T, C, H, W)``: the pseudo-inverse ``dagger``, refined to the least-squares baseline's
     estimate with ``solver.init_refine_steps`` (SR: back-projection) and, when ``fusing``, fused with the neighbouring
-    frames' observations (``consistency.fusion_rounds`` rounds of flow-coupled least squares)."""
+    frames' observations (``consistency.fusion_rounds`` rounds of flow-coupled least squares); and which frames the
+    fusion's first flows came from (None unfused)."""
     sv = cfg.solver
     if sv.init_refine_steps <= 0 or not op.linear:
-        return dagger
+        return dagger, None
     return least_squares_estimate(data_op, y, dagger, sv.init_refine_steps, cfg.consistency,
                                   models.flow if fusing else None)
 
