@@ -45,10 +45,10 @@ def _extreme(y: Tensor) -> Tensor:
     return (y <= 0.0) | (y >= 1.0)
 
 
-def impulse_mask(y: Tensor, threshold: float = IMPULSE_THRESHOLD) -> Tensor:
+def impulse_mask(y: Tensor, threshold: float = IMPULSE_THRESHOLD, extreme: Tensor | None = None) -> Tensor:
     """``(T, C, H, W)`` float mask of ``y``'s values to keep: 0 where a value is 0 or 1 and more than ``threshold``
-    from its 3x3 median (an impulse), 1 elsewhere."""
-    extreme = _extreme(y)
+    from its 3x3 median (an impulse), 1 elsewhere. ``extreme``: ``y``'s values at 0 or 1, when already known."""
+    extreme = _extreme(y) if extreme is None else extreme
     keep = torch.ones_like(y)
     for t in range(y.shape[0]):  # a frame at a time: the 3x3 patches are 9 copies of one frame, not of the chunk
         if bool(extreme[t].any()):
@@ -61,9 +61,10 @@ def reject_impulses(y: Tensor, threshold: float = IMPULSE_THRESHOLD,
                     min_fraction: float = IMPULSE_MIN_FRACTION) -> tuple[Tensor, Tensor | None]:
     """``(y with its impulses filled from their neighbours, keep mask)``; ``(y, None)`` when fewer than
     ``min_fraction`` of the values are flagged (no impulse noise: a stray saturated highlight stays observed)."""
-    if float(_extreme(y).float().mean()) < min_fraction:
+    extreme = _extreme(y)
+    if float(extreme.float().mean()) < min_fraction:
         return y, None  # only values at 0 or 1 are ever flagged: too few of them, no median needed
-    keep = impulse_mask(y, threshold)
+    keep = impulse_mask(y, threshold, extreme)
     if 1.0 - float(keep.mean()) < min_fraction:
         return y, None
     return fill_missing(y, keep), keep
