@@ -5,7 +5,9 @@ bilinear sampling), so ``|A x - y|^2 + weight |L x|^2 + damping |x - x0|^2`` is 
 whole chunk: every frame is estimated from its own observation *and* its neighbours' observations warped onto it.
 That is classical multi-frame restoration (multi-frame super-resolution for SR), and it is where a video method gets
 detail no single frame holds. vidplug solves it by conjugate gradient before the diffusion solve (the start) and
-after it (the measurement projection), re-estimating the flows from the current estimate between rounds.
+after it (the measurement projection), re-estimating the flows from the current estimate between rounds. The start's
+first flows may come from the observed frames instead (``first_flows``); :func:`warp_residual` scores a result
+without ground truth, so that a caller can keep the more consistent of two (``consistency.fusion_flows_from=auto``).
 
 With ``radius`` r > 1 the coupling also ties frames 2..r apart (``x_t`` to ``W(x_{t+d}, fw^d_t)``, flows estimated
 between them directly, each distance at the same weight). With accurate flow it makes the k=7 temporal average far
