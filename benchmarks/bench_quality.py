@@ -94,6 +94,9 @@ def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, m
         if name == FULL:
             notes |= set(rep["notes"])
             rows[name]["flow_model"] = rep["metrics"]["flow_model"]
+            # which frames each chunk's fused start took its first flows from (consistency.fusion_flows_from=auto)
+            rows[name]["fusion_flows_from"] = [c["fusion"]["flows_from"] for c in rep.get("chunks", [])
+                                               if "flows_from" in c.get("fusion", {})]
     cons = cfg.consistency  # the full method's terms, after the prior's per-task settings
     return {"rows": rows, "goals": goals(rows), "notes": sorted(notes),
             "consistency": {k: getattr(cons, k) for k in CONSISTENCY_KEYS}}
@@ -148,6 +151,9 @@ def markdown(summary: dict[str, Any], note: str | None = None) -> str:
                 ablation = r["rows"][FLOW_LS]
                 lines.append(f"What the prior adds over its own start ({FLOW_LS}, not one of the goals' baselines): "
                              f"{full['psnr'] - ablation['psnr']:+.2f} dB, {full['ssim'] - ablation['ssim']:+.4f} SSIM.")
+            if full.get("fusion_flows_from"):
+                lines.append(f"The full method's fused start took its first flows from the "
+                             f"{' / '.join(full['fusion_flows_from'])} (consistency.fusion_flows_from, per chunk).")
             if "psnr_unprojected_oracle" in full:
                 lines.append(f"Full method before the measurement projection (ORACLE, decides nothing): "
                              f"{full['psnr_unprojected_oracle']:.2f} dB.")

@@ -18,7 +18,7 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
     prior = save_tiny_prior(tmp_path / "prior")
     rc = main(["--prior", str(prior), "--data", str(data), "--clips", "bikes", "--tasks", "sr4,inpaint",
                "--frames", "2", "--size", "16x16", "--set", "solver.iters=2", "--set", "consistency.flow_model=dis",
-               "--out", str(tmp_path / "out"), "--no-append", "--quiet"])
+               "--set", "solver.init_refine_steps=2", "--out", str(tmp_path / "out"), "--no-append", "--quiet"])
     assert rc == 0
     summary = json.loads((tmp_path / "out" / "bench_quality.json").read_text())
     rows = summary["results"]["bikes"]
@@ -32,6 +32,10 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
     assert "Goals: full first on PSNR:" in text
     assert "What the prior adds over its own start" in text
     assert rows["sr4"]["consistency"]["pixel_weight"] > 0 and "fusion_weight" in text  # the full method's terms
+    assert rows["sr4"]["consistency"]["fusion_flows_from"] == "auto"
+    chosen = rows["sr4"]["rows"][FULL]["fusion_flows_from"]  # one chunk, fused from a least-squares start
+    assert len(chosen) == 1 and chosen[0] in ("estimate", "observation")
+    assert f"took its first flows from the {chosen[0]}" in text
     assert main(["--prior", str(prior), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o2"),
                  "--no-append"]) == 2
 

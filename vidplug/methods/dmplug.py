@@ -76,7 +76,9 @@ class DMPlugMethod:
         note = cons.coupling_note(chunk.window_len) if models.flow is not None and cons.pixel_weight > 0 else None
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
             summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius,
-                                 "flows_from": flows_from, "pixel_in_solve": cons.pixel_in_solve}
+                                 "pixel_in_solve": cons.pixel_in_solve}
+            if flows_from is not None:  # the start was fused too (not only the projection)
+                summary["fusion"]["flows_from"] = flows_from
         elif note:
             summary.setdefault("notes", []).append(note)  # after the solver's own notes
         if sv.project_steps > 0 and op.linear:
