@@ -68,6 +68,9 @@ def test_a_prior_files_task_section_applies_to_that_task_only():
     inpaint = load_config(None, ["task.name=inpaint"], flags={"prior.name": "tiny"})
     assert tiny["sr4"] == inpaint.consistency
     assert (inpaint.solver.iters, inpaint.solver.early_stop) == (1, False)  # the fused start, returned as it is
+    iters = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).solver.iters
+             for t in ("sr4", "temporal", "temporal+deblur")}
+    assert iters == {"sr4": 15, "temporal": 15, "temporal+deblur": 12}  # temporal+deblur: the speed goal
     # the user's setting still wins over the prior's task section
     assert load_config(None, ["task.name=temporal", "consistency.coupling_min_frames=3"],
                        flags={"prior.name": "tiny"}).consistency.coupling_min_frames == 3
