@@ -18,7 +18,8 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
     prior = save_tiny_prior(tmp_path / "prior")
     rc = main(["--prior", str(prior), "--data", str(data), "--clips", "bikes", "--tasks", "sr4,inpaint",
                "--frames", "2", "--size", "16x16", "--set", "solver.iters=2", "--set", "consistency.flow_model=dis",
-               "--set", "solver.init_refine_steps=2", "--out", str(tmp_path / "out"), "--no-append", "--quiet"])
+               "--set", "solver.init_refine_steps=2", "--set", "consistency.fusion_flows_from=auto",
+               "--out", str(tmp_path / "out"), "--no-append", "--quiet"])
     assert rc == 0
     summary = json.loads((tmp_path / "out" / "bench_quality.json").read_text())
     rows = summary["results"]["bikes"]

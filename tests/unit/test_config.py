@@ -65,6 +65,8 @@ def test_a_prior_files_task_section_applies_to_that_task_only():
     assert tiny["temporal+deblur"].coupling_min_frames == 2 and tiny["temporal+deblur"].pixel_weight == 0.2
     assert not tiny["temporal"].pixel_in_solve  # temporal: the flows couple the start and the projection only
     assert tiny["temporal+deblur"].pixel_in_solve and tiny["sr4"].pixel_in_solve
+    # the temporal tasks' fused start picks its first flows (the observed frames are at full resolution there)
+    assert [tiny[t].fusion_flows_from for t in ("temporal", "temporal+deblur", "sr4")] == ["auto", "auto", "estimate"]
     inpaint = load_config(None, ["task.name=inpaint"], flags={"prior.name": "tiny"})
     assert tiny["sr4"] == inpaint.consistency
     assert (inpaint.solver.iters, inpaint.solver.early_stop) == (1, False)  # the fused start, returned as it is

@@ -100,8 +100,7 @@ def test_fusion_runs_only_with_the_pixel_term_and_changes_only_the_fused_start()
     assert _fusing(cfg, models, op, chunk)
     fused, flows_from = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
     plain, unfused = _least_squares_start(cfg, models, op, data_op, y, dagger, False)
-    assert cfg.consistency.fusion_flows_from == "auto" and flows_from in ("estimate", "observation")
-    assert unfused is None
+    assert (flows_from, unfused) == ("estimate", None)  # the default: the least-squares estimate's flows
     assert torch.allclose(plain, project(data_op, y, dagger, 10, 0.01))
     assert not torch.allclose(fused, plain, atol=1e-3)
     for off in ("consistency.fusion_weight=0", "consistency.pixel_weight=0"):
@@ -123,10 +122,9 @@ def test_a_restore_with_the_pixel_term_reports_the_fusion(tmp_path):
                           "consistency.pixel_weight=0.05", "consistency.flow_model=dis", task=("task.name=sr4",))
     models = tiny_models(cfg)
     res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=models)
-    fusion = res.report["chunks"][0]["fusion"]
-    assert fusion.pop("flows_from") in ("estimate", "observation")  # auto: the one chosen
-    assert fusion == {"weight": cfg.consistency.fusion_weight, "rounds": cfg.consistency.fusion_rounds, "radius": 1,
-                      "pixel_in_solve": True}
+    assert res.report["chunks"][0]["fusion"] == {"weight": cfg.consistency.fusion_weight,
+                                                 "rounds": cfg.consistency.fusion_rounds, "radius": 1,
+                                                 "pixel_in_solve": True, "flows_from": "estimate"}
     assert "pixel" in res.report["chunks"][0]["loss_history"]
     fusion_only = apply_overrides(cfg, ["consistency.pixel_in_solve=false"])
     res = restore_video(clip, tmp_path / "rf.mp4", fusion_only, simulate=True, progress=False, models=models)

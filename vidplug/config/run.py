@@ -94,8 +94,9 @@ class ConsistencyConfig:
     fusion_weight: float = 0.1
     fusion_rounds: int = 3
     # the fused start's first flows, estimated on: estimate (the least-squares estimate), observation (A_dagger(y): the
-    # observed frames, bicubic for SR), or auto (fuse from both, keep the one more consistent under its own flows)
-    fusion_flows_from: Literal["estimate", "observation", "auto"] = "auto"
+    # observed frames, bicubic for SR), or auto (fuse from both, keep the one more consistent under its own flows, no
+    # ground truth; configs/priors/tiny.yaml: the temporal tasks)
+    fusion_flows_from: Literal["estimate", "observation", "auto"] = "estimate"
     fusion_radius: int = 1  # couple frames up to this many apart too (2: better with accurate flow, worse with DIS on
     # fast motion: benchmarks/RESULTS.md)
     # the flow coupling (pixel term and fusion) only on chunk windows of at least this many frames: its flows are
