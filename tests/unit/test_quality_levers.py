@@ -163,7 +163,9 @@ def test_a_priors_settings_file_can_hold_settings_for_one_task(tmp_path, monkeyp
     tiny_sr = load_config(None, ["task.name=sr4"], flags={"prior.name": "tiny"})
     task_only = prior_defaults("tiny", "temporal+deblur")["consistency"]["pixel_weight"]
     assert tiny_td.consistency.pixel_weight == task_only != tiny_sr.consistency.pixel_weight
-    assert tiny_td.solver.iters == tiny_sr.solver.iters  # the rest of the file applies to every task
+    # the rest of the file applies to every task (temporal+deblur's own section changes its iterations only)
+    assert (tiny_td.solver.lr, tiny_td.solver.init_refine_steps) == (tiny_sr.solver.lr, tiny_sr.solver.init_refine_steps)
+    assert tiny_td.solver.iters == prior_defaults("tiny", "temporal+deblur")["solver"]["iters"] != tiny_sr.solver.iters
     assert load_config(None, ["task.name=temporal+deblur", "consistency.pixel_weight=0"],
                        flags={"prior.name": "tiny"}).consistency.pixel_weight == 0  # --set still wins
     priors = tmp_path / "configs" / "priors"
