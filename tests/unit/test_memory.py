@@ -93,11 +93,29 @@ def _live_tensors() -> int:
 def test_the_saved_bytes_probe_frees_its_graph(tiny_prior):
     """The probe builds R's graph and never runs backward: the tensors it saved must go with it (it leaked the
     whole graph, 221 MiB per call for `tiny` at 128x128, when its pack hook returned the saved tensors as they were)."""
-    saved_bytes_per_frame(tiny_prior, (3, 16, 16), num_steps=3)  # warm-up: anything cached once
+    from vidplug.solver.memory import _probe_saved_bytes
+
+    _probe_saved_bytes(tiny_prior, (3, 16, 16), 3)  # warm-up: anything cached once
     before = _live_tensors()
     for _ in range(3):
-        saved_bytes_per_frame(tiny_prior, (3, 16, 16), num_steps=3)
+        _probe_saved_bytes(tiny_prior, (3, 16, 16), 3)  # the probe itself: saved_bytes_per_frame remembers it
     assert _live_tensors() - before < 5
+
+
+def test_saved_bytes_are_probed_once_per_prior_shape_steps_and_padding(tiny_prior, monkeypatch):
+    from vidplug.solver import memory
+
+    probes = []
+    probe = memory._probe_saved_bytes
+    monkeypatch.setattr(memory, "_probe_saved_bytes", lambda *a: probes.append(a[1:]) or probe(*a))
+    tiny_prior.border_pad = 0
+    first = saved_bytes_per_frame(tiny_prior, (3, 20, 20), num_steps=3)
+    assert saved_bytes_per_frame(tiny_prior, (3, 20, 20), num_steps=3) == first and len(probes) == 1
+    saved_bytes_per_frame(tiny_prior, (3, 20, 24), num_steps=3)
+    saved_bytes_per_frame(tiny_prior, (3, 20, 20), num_steps=2)
+    tiny_prior.border_pad = 4  # the network then sees a larger frame: probed again, and larger
+    assert saved_bytes_per_frame(tiny_prior, (3, 20, 20), num_steps=3) > first
+    assert probes == [((3, 20, 20), 3), ((3, 20, 24), 3), ((3, 20, 20), 2), ((3, 20, 20), 3)]
 
 
 def test_host_chunk_size_is_what_the_available_memory_holds(tiny_prior):
