@@ -202,7 +202,7 @@ def host_chunk_size(prior: DiffusionPrior, frame_shape: tuple[int, int, int], *,
 
 
 # prior -> {(frame_shape, num_steps, border_pad): bytes}: a process that restores many clips of one size (eval, the
-# demo's rows, benchmarks) probes once (0.19 s for `tiny` at 128x128 on this CPU, one thread)
+# demo's rows, benchmarks) probes once (0.19 s for `tiny` at 128x128 on this CPU, 2 threads)
 _SAVED_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -211,7 +211,7 @@ def saved_bytes_per_frame(prior: DiffusionPrior, frame_shape: tuple[int, int, in
     the storages the autograd graph keeps during a one-frame forward (each counted once; the network's own weights,
     which the graph saves too, are resident anyway and not counted), on the prior's device. Probed once per prior,
     frame shape, step count and border padding, then remembered."""
-    key = (tuple(frame_shape), int(num_steps), getattr(prior, "border_pad", 0))
+    key = (tuple(frame_shape), int(num_steps), prior.border_pad)
     known = _SAVED_BYTES.setdefault(prior, {})
     if key not in known:
         known[key] = _probe_saved_bytes(prior, frame_shape, num_steps)
