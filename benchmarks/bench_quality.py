@@ -2,7 +2,7 @@
 random inpainting (50%), temporal averaging (k=7) and temporal+deblur, all simulated from clean frames.
 
     python -m benchmarks.bench_quality [--prior tiny] [--tasks sr4,inpaint,temporal,temporal+deblur]
-        [--clips bikes,bigbuckbunny,bmx-trees] [--frames 8] [--start 0] [--size 128x128] [--set solver.iters=20 ...]
+        [--clips bikes,bigbuckbunny,bmx-trees] [--frames 8] [--start 0] [--stride 1] [--size 128x128] [--set solver.iters=20 ...]
         --out DIR
 
 Settings are the prior's recommended ones (configs/priors/<prior>.yaml, as `vidplug restore --prior` gets them)
@@ -75,7 +75,7 @@ def task_config(task: str, prior: str, overrides: list[str]):
 def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, models: dict) -> dict[str, Any]:
     """Every method of ``task`` on one clip: rows (method -> metrics, s/frame) and the full method's notes."""
     cfg = task_config(task, args.prior, args.overrides)
-    read = {"start": args.start, "max_frames": args.frames, "size": args.size}
+    read = {"start": args.start, "stride": args.stride, "max_frames": args.frames, "size": args.size}
     rows, notes = {}, set()
     for name, change in methods(task).items():
         run_cfg = merge(cfg, change)
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"{clip} {task}: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}"
                                                      for k, v in out["goals"].items()), flush=True)
     summary = {"env": env, "settings": {"prior": args.prior, "frames": args.frames, "start": args.start,
-                                        "size": list(args.size),
+                                        "stride": args.stride, "size": list(args.size),
                                         "overrides": args.overrides, "solver": dict(vars(cfg.solver)),
                                         "border_pad": cfg.prior.border_pad}, "results": results}
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -134,6 +134,7 @@ def markdown(summary: dict[str, Any], note: str | None = None) -> str:
     s = summary["settings"]
     sv = s["solver"]
     start = f" from frame {s['start']}" if s.get("start") else ""
+    start += f" with stride {s['stride']}" if s.get("stride", 1) > 1 else ""
     lines = [f"## bench_quality: prior `{s['prior']}`, {s['frames']} frames{start} at {s['size'][0]}x{s['size'][1]}",
              "", env_line(summary["env"]), "",
              f"Settings: solver {sv['optimizer']} lr {sv['lr']}, K={sv['num_steps']}, iters {sv['iters']}, init "
@@ -173,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--start", type=int, default=0,
                    help="first frame of each clip, 0-based (other segments of the same clips: see RESULTS.md)")
+    p.add_argument("--stride", type=int, default=1,
+                   help="keep every n-th frame: faster motion between the kept frames (a harder test of the flows)")
     p.add_argument("--size", type=parse_size, default=(128, 128), help="HxW the clips are resized to")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_report_args(p, "folder for the restored clips and bench_quality.json")

@@ -76,13 +76,13 @@ def test_the_full_row_gets_its_consistency_networks_whichever_row_builds_them(tm
     write_video(make_translating_video(2, 16, 16), clip, fps=8.0)
     monkeypatch.setattr(bq, "Models", Recording)
     monkeypatch.setattr(bq, "methods", lambda task: {PER_FRAME: {"consistency": {"pixel_weight": 0.0}}, FULL: {}})
-    args = argparse.Namespace(prior=str(save_tiny_prior(tmp_path / "prior")), frames=2, start=0, size=(16, 16),
-                              quiet=True, overrides=["solver.iters=1", "consistency.flow_model=dis"])
+    args = argparse.Namespace(prior=str(save_tiny_prior(tmp_path / "prior")), frames=2, start=0, stride=1,
+                              size=(16, 16), quiet=True, overrides=["solver.iters=1", "consistency.flow_model=dis"])
     bq.run_task(clip, "sr4", args, tmp_path / "out", {})
     assert built == [("dmplug", 0.05, True)]  # one set of networks, built with the full method's terms on
 
 
-def test_start_benchmarks_a_later_segment_of_the_clips(tmp_path, capsys):
+def test_start_and_stride_benchmark_other_frames_of_the_clips(tmp_path, capsys):
     data = tmp_path / "data"
     (data / "videos").mkdir(parents=True)
     write_video(make_translating_video(5, 16, 16), data / "videos" / "bikes.mp4", fps=8.0)
@@ -98,5 +98,11 @@ def test_start_benchmarks_a_later_segment_of_the_clips(tmp_path, capsys):
         psnrs[start] = summary["results"]["bikes"]["sr4"]["rows"]["bicubic"]["psnr"]
     assert psnrs[0] != psnrs[3]  # other frames, other scores
     assert "2 frames from frame 3 at 16x16" in capsys.readouterr().out
+    assert main([*common, "--start", "1", "--stride", "2", "--out", str(tmp_path / "s1x2")]) == 0  # frames 1 and 3
+    summary = json.loads((tmp_path / "s1x2" / "bench_quality.json").read_text())
+    assert summary["settings"]["stride"] == 2
+    assert summary["results"]["bikes"]["sr4"]["rows"]["bicubic"]["psnr"] not in psnrs.values()
+    assert "2 frames from frame 1 with stride 2 at 16x16" in capsys.readouterr().out
+    assert main([*common, "--stride", "0", "--out", str(tmp_path / "s0")]) == 2
     assert main([*common, "--start", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert main([*common, "--start", "9", "--out", str(tmp_path / "late")]) == 2  # past the clip's 5 frames
