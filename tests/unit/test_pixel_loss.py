@@ -187,3 +187,27 @@ def test_anchor_zero_on_fixed_frames_and_exact_otherwise():
     assert AnchorConsistency(fixed, [0, 1], norm="l2")(x + 0.1, 0).item() == pytest.approx(0.01, rel=1e-4)
     with pytest.raises(VidplugError):
         AnchorConsistency(fixed, [0])
+
+
+def test_a_pair_with_few_correspondences_leaves_the_pixel_term():
+    from vidplug.consistency.warp import drop_sparse_pairs
+
+    x = make_translating_video(4, 16, 16, shift=SHIFT)
+    fw, bw = translation_flows(4, 16, 16)
+    bw[1, 0] += 5.0  # the middle pair fails the forward-backward check but for a 4x4 block (1/16 of the frame)
+    bw[1, :, :4, :4] = -fw[1, :, :4, :4]
+    term = PixelConsistency(min_coverage=0.1)
+    term.set_flows(fw, bw)
+    default = PixelConsistency()
+    default.set_flows(fw, bw)
+    assert float(default.mask[1].mean()) == pytest.approx(1 / 16)  # the chance matches, coupled by default
+    assert float(term.mask[1].sum()) == 0.0 and torch.equal(term.mask[[0, 2]], default.mask[[0, 2]])
+    flicker = x.clone()
+    flicker[1, :, :4, :4] += 0.3  # changes only pixels that the middle pair's block couples (and pair 0's)
+    assert term(flicker) - term(x) < default(flicker) - default(x)
+    mask = torch.ones(3, 1, 4, 4)
+    mask[1, :, 1:] = 0.0  # a quarter of the frame
+    mask[2, :, 2:] = 0.0  # a half
+    assert torch.equal(drop_sparse_pairs(mask, 0.0), mask)
+    assert drop_sparse_pairs(mask, 0.3).mean(dim=(1, 2, 3)).tolist() == [1.0, 0.0, 0.5]
+    assert drop_sparse_pairs(mask, 0.5).mean(dim=(1, 2, 3)).tolist() == [1.0, 0.0, 0.5]  # the bound itself is kept

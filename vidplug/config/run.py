@@ -103,12 +103,19 @@ class ConsistencyConfig:
     # measured on the estimate, which holds no motion when a short window leaves most of it unobserved (temporal k=7
     # on 4-5 frames: configs/priors/tiny.yaml)
     coupling_min_frames: int = 2
+    # a pair of frames whose correspondences (forward-backward check, inside the frame) cover less than this fraction
+    # of the frame is not coupled at all (pixel term, fusion): a scene cut, where the few pixels that pass the checks
+    # match unrelated content (bikes, SR x4 over a cut: 28.82 -> 30.15 dB for the fused start; benchmarks/RESULTS.md)
+    min_pair_coverage: float = 0.2
 
     def __post_init__(self) -> None:
         check_choices(self)
         if not self.fusion_weight >= 0 or self.fusion_rounds < 1 or self.fusion_radius < 1:
             raise VidplugError(f"consistency.fusion_weight must be >= 0, fusion_rounds and fusion_radius >= 1, got "
                                f"{self.fusion_weight}, {self.fusion_rounds} and {self.fusion_radius}")
+        if not 0 <= self.min_pair_coverage < 1:
+            raise VidplugError(f"consistency.min_pair_coverage must be in [0, 1) (a fraction of the frame; 0 couples "
+                               f"every pair), got {self.min_pair_coverage}")
         if self.coupling_min_frames < 2:
             raise VidplugError(f"consistency.coupling_min_frames must be >= 2 (a pair of frames), got "
                                f"{self.coupling_min_frames}")

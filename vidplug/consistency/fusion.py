@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import correspondence_mask, flow_warp
+from vidplug.consistency.warp import correspondence_mask, drop_sparse_pairs, flow_warp
 from vidplug.errors import VidplugError
 from vidplug.physics.base import VideoOperator
 
@@ -55,12 +55,14 @@ class FlowCoupling:
 
     @classmethod
     @torch.no_grad()
-    def from_frames(cls, flow_model: FlowModel, frames: Tensor, weight: float, step: int = 1) -> FlowCoupling:
+    def from_frames(cls, flow_model: FlowModel, frames: Tensor, weight: float, step: int = 1,
+                    min_coverage: float = 0.0) -> FlowCoupling:
         """Flows and the forward-backward occlusion mask between the frames ``step`` apart of ``frames (T, C, H,
-        W)`` in [0, 1] (T > step)."""
+        W)`` in [0, 1] (T > step); pairs with correspondences on less than ``min_coverage`` of the frame are not
+        coupled (:func:`~vidplug.consistency.warp.drop_sparse_pairs`: scene cuts)."""
         frames = frames.detach().clamp(0, 1)
         fw, bw = (f.to(frames.device) for f in flow_model.flow_pair(frames, step))
-        return cls(fw, correspondence_mask(fw, bw), weight, step)
+        return cls(fw, drop_sparse_pairs(correspondence_mask(fw, bw), min_coverage), weight, step)
 
     def residual(self, x: Tensor) -> Tensor:
         """``L x`` ``(T-s, C, H, W)``: each frame minus the frame ``s`` later warped onto it, occluded pixels zero."""
@@ -76,18 +78,21 @@ class FlowCoupling:
         return self.weight * grad
 
 
-def coupling_normal(flow_model: FlowModel, frames: Tensor, weight: float, radius: int = 1):
+def coupling_normal(flow_model: FlowModel, frames: Tensor, weight: float, radius: int = 1, min_coverage: float = 0.0):
     """``v -> sum_d weight L_d^T L_d v`` over the distances ``d = 1..radius`` (fewer where the window is shorter),
-    with flows estimated on ``frames (T, C, H, W)``; None when there is nothing to couple (one frame, weight 0)."""
+    with flows estimated on ``frames (T, C, H, W)`` (pairs under ``min_coverage`` uncoupled); None when there is
+    nothing to couple (one frame, weight 0)."""
     steps = range(1, min(int(radius), frames.shape[0] - 1) + 1)
-    couplings = [FlowCoupling.from_frames(flow_model, frames, weight, d) for d in steps] if weight > 0 else []
+    couplings = ([FlowCoupling.from_frames(flow_model, frames, weight, d, min_coverage) for d in steps]
+                 if weight > 0 else [])
     if not couplings:
         return None
     return lambda v: sum(c.normal(v) for c in couplings)
 
 
 def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *, weight: float, rounds: int,
-         steps: int, damping: float, radius: int = 1, first_flows: Tensor | None = None) -> Tensor:
+         steps: int, damping: float, radius: int = 1, first_flows: Tensor | None = None,
+         min_coverage: float = 0.0) -> Tensor:
     """Flow-coupled damped least squares: ``rounds`` times, flows from the current estimate, then ``steps`` CG steps
     on ``|A x - y|^2 + weight sum_d |L_d x|^2 + damping |x - anchor|^2`` from it (``d = 1..radius``).
 
@@ -99,6 +104,7 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
         flow_model: estimates the flows (RAFT, or OpenCV DIS offline).
         first_flows (Tensor, optional): ``(T, C, H, W)`` frames the first round's flows are estimated on instead of
             ``start`` (e.g. the observed frames); later rounds estimate them on the current estimate.
+        min_coverage: pairs whose correspondences cover less of the frame are not coupled (scene cuts).
 
     Returns:
         ``(T, C, H, W)`` clamped to [0, 1]. With fewer than 2 frames, or ``weight`` 0, plain damped least squares.
@@ -107,7 +113,7 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
     with torch.no_grad():
         for i in range(max(int(rounds), 1)):
             source = first_flows if i == 0 and first_flows is not None else x
-            coupling = coupling_normal(flow_model, source, weight, radius)
+            coupling = coupling_normal(flow_model, source, weight, radius, min_coverage)
             x = VideoOperator.least_squares(op, y, anchor, steps, damping, regulariser=coupling, start=x).clamp(0, 1)
     return x
 

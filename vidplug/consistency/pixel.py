@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import correspondence_mask, flow_warp
+from vidplug.consistency.warp import correspondence_mask, drop_sparse_pairs, flow_warp
 from vidplug.errors import VidplugError
 
 if TYPE_CHECKING:
@@ -53,12 +53,15 @@ class PixelConsistency:
         weight: multiplies the term in the solver's total loss (the solver applies it).
         norm: ``"l1"`` or ``"l2"`` (squared difference).
         refresh_every: re-estimate flows every this many iterations; 0 = never.
+        min_coverage: a pair whose mask covers less of the frame is not coupled at all (a scene cut:
+            :func:`~vidplug.consistency.warp.drop_sparse_pairs`); 0 = every pair.
     """
 
     name = "pixel"
 
     def __init__(
-        self, flow_model: FlowModel | None = None, weight: float = 1.0, norm: str = "l1", refresh_every: int = 0
+        self, flow_model: FlowModel | None = None, weight: float = 1.0, norm: str = "l1", refresh_every: int = 0,
+        min_coverage: float = 0.0,
     ) -> None:
         if int(refresh_every) < 0:
             raise VidplugError(f"flow refresh_every must be >= 0 (0 = never), got {refresh_every}")
@@ -66,6 +69,7 @@ class PixelConsistency:
         self.weight = float(weight)
         self.norm = _check_norm(norm)
         self.refresh_every = int(refresh_every)
+        self.min_coverage = float(min_coverage)
         self.fw: Tensor | None = None  # (T-1, 2, H, W) flow t -> t+1
         self.bw: Tensor | None = None  # (T-1, 2, H, W) flow t+1 -> t
         self.mask: Tensor | None = None  # (T-1, 1, H, W) 1 = valid pixel of frame t
@@ -88,7 +92,7 @@ class PixelConsistency:
     @torch.no_grad()
     def set_flows(self, fw: Tensor, bw: Tensor, mask: Tensor | None = None) -> None:
         """Use precomputed flows ``fw, bw (T-1, 2, H, W)`` in pixels; ``mask (T-1, 1, H, W)`` defaults to the
-        forward-backward occlusion mask times :func:`inside_mask`."""
+        forward-backward occlusion mask times :func:`inside_mask`, without the pairs under ``min_coverage``."""
         if fw.shape != bw.shape or fw.ndim != 4 or fw.shape[1] != 2:
             raise VidplugError(
                 f"flows must both be (T-1, 2, H, W), got {tuple(fw.shape)} and {tuple(bw.shape)}; "
@@ -96,7 +100,7 @@ class PixelConsistency:
             )
         fw, bw = fw.detach().float(), bw.detach().float()
         if mask is None:
-            mask = correspondence_mask(fw, bw)
+            mask = drop_sparse_pairs(correspondence_mask(fw, bw), self.min_coverage)
         self.fw, self.bw, self.mask = fw, bw, mask.detach().float()
 
     def _maybe_refresh(self, x: Tensor, iteration: int) -> None:

@@ -62,6 +62,15 @@ def occlusion_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
     return (~(occluded | boundary)).unsqueeze(1).to(flow_fw.dtype)
 
 
+def drop_sparse_pairs(mask: Tensor, min_coverage: float) -> Tensor:
+    """``mask (n, 1, h, w)`` of n frame pairs, with every pair whose valid pixels cover less than ``min_coverage`` of
+    the frame set to 0: so few correspondences mean a scene cut (or flows that failed outright), and the few pixels
+    that pass the checks there are chance matches between unrelated content. ``min_coverage`` 0 keeps every pair."""
+    if min_coverage <= 0:
+        return mask
+    return mask * (mask.mean(dim=(1, 2, 3), keepdim=True) >= min_coverage).to(mask.dtype)
+
+
 def inside_mask(flow: Tensor, margin: float = 1e-3) -> Tensor:
     """1 where ``p + flow(p)`` lands inside the frame, 0 where the pixel moves out of view.
 

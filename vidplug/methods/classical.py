@@ -47,7 +47,8 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
     sources = {"estimate": None, "observation": dagger}
     names = list(sources) if cons.fusion_flows_from == "auto" else [cons.fusion_flows_from]
     fused = {name: fuse(data_op, y, dagger, x, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds,
-                        steps=steps, damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name])
+                        steps=steps, damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name],
+                        min_coverage=cons.min_pair_coverage)
              for name in names}
     chosen = min(fused, key=lambda name: warp_residual(flow, fused[name])) if len(fused) > 1 else names[0]
     return fused[chosen], chosen

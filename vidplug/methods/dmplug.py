@@ -37,7 +37,8 @@ def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor 
         terms.append(SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean))
     if models.flow is not None and cons.couples(chunk.window_len) and cons.pixel_weight > 0 and cons.pixel_in_solve:
         pixel = PixelConsistency(
-            models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every
+            models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every,
+            min_coverage=cons.min_pair_coverage,
         )
         pixel.set_flows_from(init)  # progressive refinement starts from the pseudo-inverse / bicubic estimate
         terms.append(pixel)
@@ -119,8 +120,9 @@ def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor,
     sv = cfg.solver
     if not fusing:
         return project(data_op, y, frames, sv.project_steps, sv.project_damping)
-    return fuse(data_op, y, frames, frames, models.flow, weight=cfg.consistency.fusion_weight, rounds=1,
-                steps=sv.project_steps, damping=sv.project_damping, radius=cfg.consistency.fusion_radius)
+    cons = cfg.consistency
+    return fuse(data_op, y, frames, frames, models.flow, weight=cons.fusion_weight, rounds=1, steps=sv.project_steps,
+                damping=sv.project_damping, radius=cons.fusion_radius, min_coverage=cons.min_pair_coverage)
 
 
 def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | None]:
