@@ -124,7 +124,8 @@ def test_a_restore_with_the_pixel_term_reports_the_fusion(tmp_path):
     res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=models)
     assert res.report["chunks"][0]["fusion"] == {"weight": cfg.consistency.fusion_weight,
                                                  "rounds": cfg.consistency.fusion_rounds, "radius": 1,
-                                                 "pixel_in_solve": True, "flows_from": "estimate"}
+                                                 "pixel_in_solve": True, "flows_from": "estimate",
+                                                 "uncoupled_pairs": []}
     assert "pixel" in res.report["chunks"][0]["loss_history"]
     fusion_only = apply_overrides(cfg, ["consistency.pixel_in_solve=false"])
     res = restore_video(clip, tmp_path / "rf.mp4", fusion_only, simulate=True, progress=False, models=models)
@@ -316,6 +317,43 @@ def test_fusion_across_a_scene_cut_leaves_the_chance_matches_alone():
     # measured 17.2 dB coupled to the other shot against 18.9 dB uncoupled; the whole clip 18.62 -> 18.81
     assert psnr(cut[block], truth[block])[0] > psnr(coupled[block], truth[block])[0] + 1.0
     assert psnr(cut, truth)[0] > psnr(coupled, truth)[0]
+    for m, expected in ((0.0, []), (0.2, [[CUT, CUT + 1]])):
+        report = {}
+        fuse(data_op, y, dagger, single, CutFlow(), weight=0.1, rounds=1, steps=2, damping=0.01, min_coverage=m,
+             report=report)
+        assert report == {"uncoupled_pairs": expected}
+
+
+def test_the_report_names_the_pairs_the_projection_left_uncoupled(tmp_path):
+    from vidplug.io import write_video
+    from vidplug.pipeline import restore_video
+
+    class ContentCutFlow(KnownFlow):
+        """CutFlow's chance matches, at whichever pair of the frames it is given spans the cut."""
+
+        def flow_pair(self, frames, step=1):
+            fw, bw = super().flow_pair(frames, step)
+            diffs = (frames[step:] - frames[:-step]).abs().mean(dim=(1, 2, 3))
+            for t in range(fw.shape[0]):
+                if diffs[t] > 2 * diffs.median():  # the cut stands out of the window's frame differences
+                    bw[t, 0] += 5.0
+                    bw[t, :, :8, :8] = -fw[t, :, :8, :8]
+            return fw, bw
+
+    cut = 4  # the clip's frames 0-4 are one shot, 5-7 another: the cut lies inside the second window, not the first
+    second = make_translating_video(3, 32, 32, shift=SHIFT, seed=1).flip(1)
+    clip = tmp_path / "cut.mp4"
+    write_video(torch.cat([make_translating_video(cut + 1, 32, 32, shift=SHIFT), second]), clip, fps=8.0)
+    cfg = tiny_run_config("solver.init_refine_steps=2", "solver.project_steps=2", "solver.iters=1",
+                          "solver.early_stop=false", "solver.init=inversion-offset",  # the restoration is the start
+                          "consistency.pixel_weight=0.05", "chunk.size=4", "chunk.overlap=1", task=("task.name=sr4",))
+    models = tiny_models(cfg)
+    models.flow = ContentCutFlow()
+    res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=models)
+    chunks = res.report["chunks"]
+    found = {tuple(c["window"]): c["fusion"]["uncoupled_pairs"] for c in chunks}
+    assert found[(0, 4)] == [] and found[(3, 7)] == [[cut, cut + 1]], found  # frame numbers of the clip, not the window
+    assert all(pairs == ([[cut, cut + 1]] if start <= cut < stop - 1 else []) for (start, stop), pairs in found.items())
 
 
 def test_min_pair_coverage_reaches_the_fused_start_the_solve_and_the_projection(monkeypatch):

@@ -64,6 +64,10 @@ class FlowCoupling:
         fw, bw = (f.to(frames.device) for f in flow_model.flow_pair(frames, step))
         return cls(fw, drop_sparse_pairs(correspondence_mask(fw, bw), min_coverage), weight, step)
 
+    def uncoupled(self) -> list[int]:
+        """The pairs ``t`` (frames ``t`` and ``t + step``) with no coupled pixel: a scene cut, or no correspondence."""
+        return [t for t in range(self.mask.shape[0]) if not bool(self.mask[t].any())]
+
     def residual(self, x: Tensor) -> Tensor:
         """``L x`` ``(T-s, C, H, W)``: each frame minus the frame ``s`` later warped onto it, occluded pixels zero."""
         s = self.step
@@ -78,21 +82,18 @@ class FlowCoupling:
         return self.weight * grad
 
 
-def coupling_normal(flow_model: FlowModel, frames: Tensor, weight: float, radius: int = 1, min_coverage: float = 0.0):
-    """``v -> sum_d weight L_d^T L_d v`` over the distances ``d = 1..radius`` (fewer where the window is shorter),
-    with flows estimated on ``frames (T, C, H, W)`` (pairs under ``min_coverage`` uncoupled); None when there is
-    nothing to couple (one frame, weight 0)."""
+def couplings(flow_model: FlowModel, frames: Tensor, weight: float, radius: int = 1,
+              min_coverage: float = 0.0) -> list[FlowCoupling]:
+    """The flow couplings of the distances ``d = 1..radius`` (fewer where the window is shorter), flows estimated on
+    ``frames (T, C, H, W)``, pairs under ``min_coverage`` uncoupled; empty when there is nothing to couple (one frame,
+    weight 0). Their normal operators add up: ``v -> sum_d weight L_d^T L_d v``."""
     steps = range(1, min(int(radius), frames.shape[0] - 1) + 1)
-    couplings = ([FlowCoupling.from_frames(flow_model, frames, weight, d, min_coverage) for d in steps]
-                 if weight > 0 else [])
-    if not couplings:
-        return None
-    return lambda v: sum(c.normal(v) for c in couplings)
+    return [FlowCoupling.from_frames(flow_model, frames, weight, d, min_coverage) for d in steps] if weight > 0 else []
 
 
 def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *, weight: float, rounds: int,
          steps: int, damping: float, radius: int = 1, first_flows: Tensor | None = None,
-         min_coverage: float = 0.0) -> Tensor:
+         min_coverage: float = 0.0, report: dict | None = None) -> Tensor:
     """Flow-coupled damped least squares: ``rounds`` times, flows from the current estimate, then ``steps`` CG steps
     on ``|A x - y|^2 + weight sum_d |L_d x|^2 + damping |x - anchor|^2`` from it (``d = 1..radius``).
 
@@ -105,6 +106,8 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
         first_flows (Tensor, optional): ``(T, C, H, W)`` frames the first round's flows are estimated on instead of
             ``start`` (e.g. the observed frames); later rounds estimate them on the current estimate.
         min_coverage: pairs whose correspondences cover less of the frame are not coupled (scene cuts).
+        report (dict, optional): receives ``uncoupled_pairs``, the pairs ``[t, t + d]`` (window frame indices) that
+            the last round left uncoupled.
 
     Returns:
         ``(T, C, H, W)`` clamped to [0, 1]. With fewer than 2 frames, or ``weight`` 0, plain damped least squares.
@@ -113,8 +116,11 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
     with torch.no_grad():
         for i in range(max(int(rounds), 1)):
             source = first_flows if i == 0 and first_flows is not None else x
-            coupling = coupling_normal(flow_model, source, weight, radius, min_coverage)
-            x = VideoOperator.least_squares(op, y, anchor, steps, damping, regulariser=coupling, start=x).clamp(0, 1)
+            coupled = couplings(flow_model, source, weight, radius, min_coverage)
+            normal = (lambda v, cs=coupled: sum(c.normal(v) for c in cs)) if coupled else None
+            x = VideoOperator.least_squares(op, y, anchor, steps, damping, regulariser=normal, start=x).clamp(0, 1)
+    if report is not None:
+        report["uncoupled_pairs"] = [[t, t + c.step] for c in coupled for t in c.uncoupled()]
     return x
 
 

@@ -83,7 +83,11 @@ class DMPlugMethod:
         elif note:
             summary.setdefault("notes", []).append(note)  # after the solver's own notes
         if sv.project_steps > 0 and op.linear:
-            frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing)
+            projection: dict = {}
+            frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing, projection)
+            if fusing:  # which neighbouring frames its flows left uncoupled (scene cuts), as frame numbers of the clip
+                summary["fusion"]["uncoupled_pairs"] = [[chunk.window_start + t for t in pair]
+                                                        for pair in projection["uncoupled_pairs"]]
             if reference is not None:  # ORACLE: reported beside the projected result, never used for a decision
                 from vidplug.metrics.fidelity import psnr
 
@@ -114,15 +118,18 @@ def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, d
                                   models.flow if fusing else None)
 
 
-def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool) -> Tensor:
+def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool,
+               report: dict | None = None) -> Tensor:
     """Measurement consistency after the solve (``solver.project_steps`` CG steps at ``project_damping`` from the
-    restoration); when ``fusing`` the neighbours' observations are fused too, with flows from the restoration."""
+    restoration); when ``fusing`` the neighbours' observations are fused too, with flows from the restoration, and
+    ``report`` receives the pairs they leave uncoupled (:func:`~vidplug.consistency.fusion.fuse`)."""
     sv = cfg.solver
     if not fusing:
         return project(data_op, y, frames, sv.project_steps, sv.project_damping)
     cons = cfg.consistency
     return fuse(data_op, y, frames, frames, models.flow, weight=cons.fusion_weight, rounds=1, steps=sv.project_steps,
-                damping=sv.project_damping, radius=cons.fusion_radius, min_coverage=cons.min_pair_coverage)
+                damping=sv.project_damping, radius=cons.fusion_radius, min_coverage=cons.min_pair_coverage,
+                report=report)
 
 
 def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | None]:
