@@ -357,7 +357,7 @@ def test_the_report_names_the_pairs_the_projection_left_uncoupled(tmp_path):
 
 
 def test_min_pair_coverage_reaches_the_fused_start_the_solve_and_the_projection(monkeypatch):
-    from vidplug.consistency import fusion
+    from vidplug.consistency import warp
     from vidplug.consistency.pixel import PixelConsistency
     from vidplug.methods.dmplug import _projected, consistency_terms
 
@@ -370,7 +370,7 @@ def test_min_pair_coverage_reaches_the_fused_start_the_solve_and_the_projection(
     y, chunk = op(truth), plan_chunks(4, 4, 0)[0]
     data_op, dagger = CroppedOperator(op, 0, 4), op.A_dagger(y)
     seen = []
-    monkeypatch.setattr(fusion, "drop_sparse_pairs", lambda mask, m: seen.append(m) or mask)
+    monkeypatch.setattr(warp, "drop_sparse_pairs", lambda mask, m: seen.append(m) or mask)
     start, _ = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
     assert seen and set(seen) == {0.3}
     seen.clear()

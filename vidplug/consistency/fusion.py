@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import correspondence_mask, drop_sparse_pairs, flow_warp
+from vidplug.consistency.warp import correspondence_mask, flow_warp
 from vidplug.errors import VidplugError
 from vidplug.physics.base import VideoOperator
 
@@ -62,7 +62,7 @@ class FlowCoupling:
         coupled (:func:`~vidplug.consistency.warp.drop_sparse_pairs`: scene cuts)."""
         frames = frames.detach().clamp(0, 1)
         fw, bw = (f.to(frames.device) for f in flow_model.flow_pair(frames, step))
-        return cls(fw, drop_sparse_pairs(correspondence_mask(fw, bw), min_coverage), weight, step)
+        return cls(fw, correspondence_mask(fw, bw, min_coverage), weight, step)
 
     def uncoupled(self) -> list[int]:
         """The pairs ``t`` (frames ``t`` and ``t + step``) with no coupled pixel: a scene cut, or no correspondence."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import correspondence_mask, drop_sparse_pairs, flow_warp
+from vidplug.consistency.warp import correspondence_mask, flow_warp
 from vidplug.errors import VidplugError
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class PixelConsistency:
             )
         fw, bw = fw.detach().float(), bw.detach().float()
         if mask is None:
-            mask = drop_sparse_pairs(correspondence_mask(fw, bw), self.min_coverage)
+            mask = correspondence_mask(fw, bw, self.min_coverage)
         self.fw, self.bw, self.mask = fw, bw, mask.detach().float()
 
     def _maybe_refresh(self, x: Tensor, iteration: int) -> None:

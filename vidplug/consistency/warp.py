@@ -85,7 +85,8 @@ def inside_mask(flow: Tensor, margin: float = 1e-3) -> Tensor:
     return ok.unsqueeze(1).to(flow.dtype)
 
 
-def correspondence_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
+def correspondence_mask(flow_fw: Tensor, flow_bw: Tensor, min_coverage: float = 0.0) -> Tensor:
     """(n, 1, h, w): 1 where a pixel of frame a has a correspondence in frame b, i.e. :func:`occlusion_mask` (not
-    occluded, not on a motion boundary) times :func:`inside_mask` (does not move out of view)."""
-    return occlusion_mask(flow_fw, flow_bw) * inside_mask(flow_fw)
+    occluded, not on a motion boundary) times :func:`inside_mask` (does not move out of view); pairs whose
+    correspondences cover less than ``min_coverage`` of the frame are 0 throughout (:func:`drop_sparse_pairs`)."""
+    return drop_sparse_pairs(occlusion_mask(flow_fw, flow_bw) * inside_mask(flow_fw), min_coverage)
