@@ -94,6 +94,53 @@ def test_single_frame_and_zero_weight_never_run_the_encoder(encoder):
     assert counting.calls == 0
 
 
+def test_a_scene_cut_is_not_tied_and_to_mean_pulls_towards_each_shots_mean(encoder):
+    shot = make_translating_video(1, 24, 40)
+    other = make_translating_video(1, 24, 40, seed=1).flip(1)
+    x = torch.cat([shot.expand(2, -1, -1, -1), other.expand(2, -1, -1, -1)])  # two still shots of 2 frames
+    for to_mean in (False, True):
+        assert SemanticConsistency(encoder, to_mean=to_mean)(x, 0).item() > 1e-3  # the cut pair counts
+        assert SemanticConsistency(encoder, to_mean=to_mean, cuts=[1])(x, 0).abs().item() < 1e-5
+    x = x.clone().requires_grad_(True)
+    SemanticConsistency(encoder, cuts=[1])(x + 0.1 * torch.rand_like(x), 0).backward()
+    assert x.grad[:2].abs().sum() > 0  # still tied within each shot
+    f = torch.nn.functional.normalize(encoder(x.detach()), dim=-1)
+    partial = SemanticConsistency(encoder, cuts=[0])(x.detach(), 0)
+    expected = ((1 - f[1] @ f[2]) + (1 - f[2] @ f[3])) / 2  # the mean over the pairs left
+    assert partial.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert SemanticConsistency(encoder, cuts=[0, 1, 2])(x.detach(), 0).item() == 0.0  # nothing left to tie
+
+
+def test_the_semantic_term_leaves_the_pairs_the_flow_check_drops_untied(encoder):
+    from tests.conftest import tiny_run_config
+    from vidplug.consistency.flow import FlowModel
+    from vidplug.methods.dmplug import consistency_terms
+    from vidplug.solver.chunks import plan_chunks
+
+    class CutAt1(FlowModel):  # zero motion, with forward and backward flows that contradict each other between 1, 2
+        name = "cut"
+
+        def _flow(self, src, dst):
+            raise AssertionError("flow_pair gives both directions")
+
+        def flow_pair(self, frames, step=1):
+            fw = torch.zeros(frames.shape[0] - step, 2, *frames.shape[-2:])
+            bw = fw.clone()
+            bw[1, 0] += 5.0
+            return fw, bw
+
+    class Models:
+        clip, flow = encoder, CutAt1()
+
+    cfg = tiny_run_config("consistency.semantic_weight=0.1")
+    chunk, init = plan_chunks(4, 4, 0)[0], torch.rand(4, 3, 16, 16)
+    (term,) = consistency_terms(cfg.consistency, Models(), chunk, init, None)
+    assert term.cuts == [1]
+    Models.flow = None  # a semantic-only run has no flows: every pair is tied
+    (term,) = consistency_terms(cfg.consistency, Models(), chunk, init, None)
+    assert term.cuts == []
+
+
 def test_gradient_reaches_input_and_encoder_stays_frozen(encoder):
     x = torch.rand(3, 3, 20, 28, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
     encoder.train()  # must not switch the tower to training mode

@@ -131,24 +131,31 @@ class SemanticConsistency:
         encoder: a :class:`ClipImageEncoder` (or any module mapping frames ``(T, C, H, W)`` in [0, 1] to ``(T, D)``).
         weight: multiplies the term in the solver's total loss (the solver applies it).
         to_mean: add the term towards the chunk's mean feature.
+        cuts: pairs ``t`` (frames ``t`` and ``t + 1``) that are not tied, scene cuts: the means run over the other
+            pairs, and ``to_mean`` pulls each frame towards its own shot's mean feature.
     """
 
     name = "semantic"
 
-    def __init__(self, encoder: nn.Module, weight: float = 1.0, to_mean: bool = False) -> None:
+    def __init__(self, encoder: nn.Module, weight: float = 1.0, to_mean: bool = False,
+                 cuts: list[int] | tuple[int, ...] = ()) -> None:
         self.encoder = encoder
         self.weight = float(weight)
         self.to_mean = bool(to_mean)
+        self.cuts = sorted({int(t) for t in cuts})
 
     def __call__(self, x: Tensor, iteration: int = 0) -> Tensor:
         """``x (T, C, H, W)`` in [0, 1], differentiable -> scalar loss (unweighted)."""
-        if x.shape[0] < 2 or self.weight == 0:
+        tied = [t for t in range(x.shape[0] - 1) if t not in self.cuts]
+        if not tied or self.weight == 0:
             return x.new_zeros(())
         f = F.normalize(self.encoder(x), dim=-1)  # (T, D) unit features
-        loss = (1.0 - (f[:-1] * f[1:]).sum(-1)).mean()  # neighbouring pairs
+        loss = (1.0 - (f[tied] * f[[t + 1 for t in tied]]).sum(-1)).mean()  # neighbouring pairs within a shot
         if self.to_mean:
-            centre = F.normalize(f.mean(0, keepdim=True), dim=-1)  # (1, D)
-            loss = loss + (1.0 - (f * centre).sum(-1)).mean()
+            bounds = [0] + [t + 1 for t in self.cuts if t < x.shape[0] - 1] + [x.shape[0]]
+            shots = [f[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            centres = [F.normalize(g.mean(0, keepdim=True), dim=-1).expand_as(g) for g in shots]  # (T, D) in all
+            loss = loss + (1.0 - (f * torch.cat(centres)).sum(-1)).mean()
         return loss.to(x.dtype)
 
 
