@@ -191,7 +191,7 @@ def test_auto_fusion_flows_keep_the_candidate_with_the_lower_warp_residual(monke
         assert results[mode][1] == mode
     assert not torch.allclose(results["estimate"][0], results["observation"][0], atol=1e-4)
 
-    def score(flow, frames):  # the candidate equal to the preferred mode's result scores lower
+    def score(flow, frames, min_coverage):  # the candidate equal to the preferred mode's result scores lower
         return 0.0 if torch.equal(frames, results[preferred][0]) else 1.0
 
     monkeypatch.setattr(classical, "warp_residual", score)
@@ -303,6 +303,27 @@ def test_a_pair_with_few_correspondences_is_not_coupled():
     assert float(dropped.mask[CUT].sum()) == 0.0
     assert torch.equal(dropped.mask[others], kept.mask[others])
     assert torch.equal(FlowCoupling.from_frames(CutFlow(), frames, 1.0, min_coverage=0.05).mask, kept.mask)
+
+
+def test_warp_residual_leaves_out_the_pairs_the_fusion_leaves_uncoupled():
+    frames = _cut_clip()
+    within = warp_residual(KnownFlow(), frames[:CUT + 1]) + warp_residual(KnownFlow(), frames[CUT + 1:])
+    assert within < 1e-4  # each shot moves as one scene
+    # the cut pair's chance matches (the 8x8 block) pair two different shots: counted, they dominate the mean
+    assert warp_residual(CutFlow(), frames) > 100 * max(within, 1e-6)
+    assert warp_residual(CutFlow(), frames, min_coverage=0.2) < 1e-4
+
+
+def test_auto_fusion_flows_score_the_candidates_with_the_configured_pair_coverage(monkeypatch):
+    from vidplug.methods import classical
+
+    _, y, data_op, dagger, _ = _known_motion_problem("sr4", 4, 16)
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_flows_from=auto",
+                          "consistency.min_pair_coverage=0.3", task=("task.name=sr4",))
+    seen = []
+    monkeypatch.setattr(classical, "warp_residual", lambda flow, frames, min_coverage: seen.append(min_coverage) or 0.0)
+    classical.least_squares_estimate(data_op, y, dagger, 2, cfg.consistency, KnownFlow())
+    assert seen == [0.3, 0.3]
 
 
 def test_fusion_across_a_scene_cut_leaves_the_chance_matches_alone():

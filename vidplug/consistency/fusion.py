@@ -125,12 +125,13 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
 
 
 @torch.no_grad()
-def warp_residual(flow_model: FlowModel, frames: Tensor) -> float:
+def warp_residual(flow_model: FlowModel, frames: Tensor, min_coverage: float = 0.0) -> float:
     """How far ``frames (T, C, H, W)`` in [0, 1] are from one consistently moving scene, without ground truth: the
     mean squared residual ``|x_t - W(x_{t+1}, fw_t)|^2`` over the pixels with a correspondence, flows estimated on
-    the frames themselves. Lower is more consistent; 0.0 for one frame."""
+    the frames themselves, pairs under ``min_coverage`` left out as the fusion leaves them uncoupled (scene cuts).
+    Lower is more consistent; 0.0 for one frame."""
     if frames.shape[0] < 2:
         return 0.0
-    coupling = FlowCoupling.from_frames(flow_model, frames, 1.0)
+    coupling = FlowCoupling.from_frames(flow_model, frames, 1.0, min_coverage=min_coverage)
     valid = coupling.mask.sum().clamp_min(1.0) * frames.shape[1]
     return float(coupling.residual(frames).pow(2).sum() / valid)
