@@ -108,6 +108,7 @@ def tiny_models(cfg, device: torch.device | None = None):
             self.prior = make_tiny_prior() if get_method(cfg.method).needs_prior else None
             self.clip = None
             self.flow = self._load_flow("dis") if cfg.consistency.pixel_weight > 0 else None
+            self._metrics_flow = None
 
     return TinyModels(cfg, device or torch.device("cpu"))
 

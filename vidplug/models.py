@@ -55,21 +55,38 @@ class Models:
 
         return load_flow_model(name, device=self.device)
 
-    def method_flow(self):
+    def run_flow(self, cfg: RestoreConfig):
+        """The method's flow model (None when not loaded) with ``cfg``'s settings of the flow call
+        (``consistency.dis_full_resolution``): as for :meth:`run_prior`, models may be shared between runs of
+        different tasks (bench_quality), so each chunk sets its own here."""
+        from vidplug.consistency.flow import DISFlow
+
+        if isinstance(self.flow, DISFlow):
+            self.flow.full_resolution = cfg.consistency.dis_full_resolution
+        return self.flow
+
+    def method_flow(self, cfg: RestoreConfig | None = None):
         """The flow model the method's multi-frame stages use (``consistency.flow_model``), loaded when first asked
-        for by a method without loss terms (flow-coupled least squares)."""
+        for by a method without loss terms (flow-coupled least squares), with ``cfg``'s (default: the models')
+        settings of the flow call."""
+        self._loaded_flow()
+        return self.run_flow(cfg or self.cfg)
+
+    def _loaded_flow(self):
+        """``consistency.flow_model``, loaded once."""
         if self.flow is None:
             self.flow = self._load_flow(self.cfg.consistency.flow_model)
         return self.flow
 
     def metrics_flow(self):
-        """The flow model for the warping-error metric: the method's own when it is one the metric uses (RAFT, DIS),
-        else (Farneback) ``auto``'s, so that every method of a table is scored with the same flow."""
-        from vidplug.consistency.flow import METRIC_FLOW_MODELS
+        """The flow model for the warping-error metric: the method's own RAFT when it uses one, OpenCV DIS's medium
+        preset when it uses DIS (whatever ``consistency.dis_full_resolution`` says), else (Farneback) ``auto``'s, so
+        that every method of a table is scored with the same flow."""
+        from vidplug.consistency.flow import METRIC_FLOW_MODELS, DISFlow
 
-        name = self.cfg.consistency.flow_model
-        if name in METRIC_FLOW_MODELS:
-            return self.method_flow()
         if self._metrics_flow is None:
-            self._metrics_flow = self._load_flow("auto")
+            flow = self._loaded_flow() if self.cfg.consistency.flow_model in METRIC_FLOW_MODELS else None
+            if flow is not None and not isinstance(flow, DISFlow):
+                return flow  # RAFT: the same network
+            self._metrics_flow = DISFlow() if flow is not None else self._load_flow("auto")
         return self._metrics_flow

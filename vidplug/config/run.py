@@ -85,6 +85,10 @@ class ConsistencyConfig:
     # the pixel term's and the fusion's flow; auto: RAFT if its weights are present, else OpenCV DIS; farneback: OpenCV
     # Farneback (blur-robust). The warping-error metric uses this one too, except farneback (scored with auto's)
     flow_model: Literal["auto", "raft", "dis", "farneback"] = "auto"
+    # DIS (flow_model dis, or auto without RAFT's weights) also at full resolution, each pixel keeping the flow that
+    # warps better (vidplug/consistency/flow.py DISFlow): large motion in small frames (configs/priors/tiny.yaml:
+    # temporal). The warping-error metric always runs DIS's medium preset
+    dis_full_resolution: bool = False
     flow_refresh_every: int = 50  # re-estimate flow from the current restoration every N iterations; 0 = never
     anchor_weight: float = 1.0  # weight tying a chunk's overlap frames to the previous chunk's result
     # multi-frame fusion (vidplug/consistency/fusion.py): with the pixel term on, the least-squares start

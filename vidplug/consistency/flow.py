@@ -156,22 +156,57 @@ class RAFTFlow(FlowModel):
 
 
 class DISFlow(FlowModel):
-    """OpenCV's DIS optical flow (Kroeger et al. 2016), medium preset, on 8-bit grayscale; needs no weights."""
+    """OpenCV's DIS optical flow (Kroeger et al. 2016), medium preset, on 8-bit grayscale; needs no weights.
 
-    name = "opencv_dis"
+    The medium preset's finest pyramid level is half the frame size, and the frame size sets its coarsest level
+    (about 4 patches wide): at 128x128 that is a single level, at 64x64. With ``full_resolution`` the flow is also
+    estimated down to the full size (finest scale 0, two levels at 128x128), and each pixel keeps whichever of the
+    two flows warps the second frame onto the first with the lower residual over its 7x7 neighbourhood (a GT-free
+    choice between candidate flows, as in fusion-flow methods). On the `tiny` prior's temporal task it won 1.5-1.7
+    dB where the motion is large (bikes, every 3rd frame) and lost 0.2-2.3 dB on temporal+deblur's blurred estimates
+    (benchmarks/RESULTS.md, "Issue 18, session 11"), so configs/priors/tiny.yaml turns it on for temporal only. The
+    warping-error metric always runs the medium preset (:meth:`vidplug.models.Models.metrics_flow`).
+    """
 
-    def __init__(self, preset: int | None = None) -> None:
+    def __init__(self, preset: int | None = None, full_resolution: bool = False) -> None:
         import cv2
 
         self.preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset
+        self.full_resolution = bool(full_resolution)
+
+    @property
+    def name(self) -> str:
+        return "opencv_dis_full" if self.full_resolution else "opencv_dis"
 
     def _flow(self, src: Tensor, dst: Tensor) -> Tensor:
+        gray_src, gray_dst = _to_gray_uint8(src), _to_gray_uint8(dst)  # (n, h, w) uint8
+        flows = [self._pair(a, b) for a, b in zip(gray_src, gray_dst, strict=True)]  # each (h, w, 2) float32
+        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)  # (n, 2, h, w)
+
+    def _pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import cv2
 
         dis = cv2.DISOpticalFlow_create(self.preset)  # one per call: the object holds per-run state
-        gray_src, gray_dst = _to_gray_uint8(src), _to_gray_uint8(dst)  # (n, h, w) uint8
-        flows = [dis.calc(a, b, None) for a, b in zip(gray_src, gray_dst, strict=True)]  # each (h, w, 2) float32
-        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)  # (n, 2, h, w)
+        half = dis.calc(a, b, None)
+        if not self.full_resolution:
+            return half
+        dis = cv2.DISOpticalFlow_create(self.preset)
+        dis.setFinestScale(0)
+        full = dis.calc(a, b, None)
+        keep_full = _local_warp_residual(a, b, full) < _local_warp_residual(a, b, half)  # (h, w)
+        return np.where(keep_full[..., None], full, half).astype(np.float32)
+
+
+def _local_warp_residual(a: np.ndarray, b: np.ndarray, flow: np.ndarray, window: int = 7) -> np.ndarray:
+    """``|a - b(p + flow(p))|`` (grayscale uint8 frames, flow (h, w, 2) from a to b) averaged over ``window`` x
+    ``window`` neighbourhoods; (h, w) float32."""
+    import cv2
+
+    h, w = a.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    warped = cv2.remap(b.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return cv2.blur(np.abs(a.astype(np.float32) - warped), (window, window))
 
 
 class FarnebackFlow(FlowModel):
@@ -209,7 +244,8 @@ FLOW_MODELS = ("auto", "raft", "dis", "farneback")
 METRIC_FLOW_MODELS = ("auto", "raft", "dis")  # the warping error's: Lai et al. measure with a learned flow (RAFT here)
 
 
-def load_flow_model(name: str = "auto", device: str | torch.device = "cpu") -> FlowModel:
+def load_flow_model(name: str = "auto", device: str | torch.device = "cpu", dis_full_resolution: bool = False
+                    ) -> FlowModel:
     """Build a flow model by name.
 
     Args:
@@ -218,6 +254,8 @@ def load_flow_model(name: str = "auto", device: str | torch.device = "cpu") -> F
             cached or downloadable, else DIS with a logged warning naming the file to place and where).
             ``"raft_large"`` / ``"opencv_dis"`` / ``"opencv_farneback"`` (the models' report names) are accepted too.
         device: where RAFT runs; DIS runs on the CPU and returns flow on the inputs' device.
+        dis_full_resolution: DIS (by name or as ``auto``'s fallback) also at full resolution
+            (:class:`DISFlow`).
 
     Returns:
         FlowModel: its ``.name`` (``"raft_large"``, ``"opencv_dis"``, ``"opencv_farneback"``) is what reports show.
@@ -226,7 +264,7 @@ def load_flow_model(name: str = "auto", device: str | torch.device = "cpu") -> F
     if key == "raft":
         return RAFTFlow(device)
     if key == "dis":
-        return DISFlow()
+        return DISFlow(full_resolution=dis_full_resolution)
     if key == "farneback":
         return FarnebackFlow()
     if key == "auto":
@@ -241,5 +279,5 @@ def load_flow_model(name: str = "auto", device: str | torch.device = "cpu") -> F
                 RAFT_LARGE.url,
                 RAFT_LARGE.path,
             )
-            return DISFlow()
+            return DISFlow(full_resolution=dis_full_resolution)
     raise VidplugError(f"unknown optical flow model '{name}'; choose one of: {', '.join(FLOW_MODELS)}")

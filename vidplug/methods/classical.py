@@ -65,7 +65,7 @@ class LeastSquares:
     def __call__(self, cfg, models, chunk, y: Tensor, op, anchors, reference, progress: bool = True) -> ChunkOutput:
         cons = cfg.consistency
         note = cons.coupling_note(chunk.window_len) if self.fused else None
-        flow = models.method_flow() if self.fused and cons.couples(chunk.window_len) else None
+        flow = models.method_flow(cfg) if self.fused and cons.couples(chunk.window_len) else None
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         x, flows_from = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1),
                                                LS_STEPS, cons, flow)
