@@ -162,7 +162,7 @@ class DISFlow(FlowModel):
     (about 4 patches wide): at 128x128 that is a single level, at 64x64. With ``full_resolution`` the flow is also
     estimated down to the full size (finest scale 0, two levels at 128x128), and each pixel keeps whichever of the
     two flows warps the second frame onto the first with the lower residual over its 7x7 neighbourhood (a GT-free
-    choice between candidate flows, as in fusion-flow methods). On the `tiny` prior's temporal task it won 1.5-1.7
+    choice between candidate flows, as in fusion-flow methods). On the `tiny` prior's temporal task it won 1.5-1.6
     dB where the motion is large (bikes, every 3rd frame) and lost 0.2-2.3 dB on temporal+deblur's blurred estimates
     (benchmarks/RESULTS.md, "Issue 18, session 11"), so configs/priors/tiny.yaml turns it on for temporal only. The
     warping-error metric always runs the medium preset (:meth:`vidplug.models.Models.metrics_flow`).
