@@ -229,6 +229,7 @@ def test_dis_at_full_resolution_follows_large_motion_in_a_small_frame():
     assert all(f <= m + 0.5 for f, m in zip(err[True], err[False], strict=True)), err
     assert sum(err[True]) < 0.8 * sum(err[False]), err
     assert (DISFlow().name, DISFlow(full_resolution=True).name) == ("opencv_dis", "opencv_dis_full")
+    assert load_flow_model("dis", dis_full_resolution=True).name == "opencv_dis_full"
 
 
 def test_each_run_sets_the_dis_resolution_and_the_metric_keeps_the_medium_preset():

@@ -50,7 +50,9 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
                         steps=steps, damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name],
                         min_coverage=cons.min_pair_coverage)
              for name in names}
-    chosen = min(fused, key=lambda name: warp_residual(flow, fused[name], cons.min_pair_coverage)) if len(fused) > 1 else names[0]
+    if len(fused) == 1:
+        return fused[names[0]], names[0]
+    chosen = min(fused, key=lambda name: warp_residual(flow, fused[name], cons.min_pair_coverage))
     return fused[chosen], chosen
 
 
