@@ -123,7 +123,10 @@ def test_the_semantic_term_leaves_the_pairs_the_flow_check_drops_untied(encoder)
         def _flow(self, src, dst):
             raise AssertionError("flow_pair gives both directions")
 
+        calls = 0
+
         def flow_pair(self, frames, step=1):
+            CutAt1.calls += 1
             fw = torch.zeros(frames.shape[0] - step, 2, *frames.shape[-2:])
             bw = fw.clone()
             bw[1, 0] += 5.0
@@ -135,7 +138,11 @@ def test_the_semantic_term_leaves_the_pairs_the_flow_check_drops_untied(encoder)
     cfg = tiny_run_config("consistency.semantic_weight=0.1")
     chunk, init = plan_chunks(4, 4, 0)[0], torch.rand(4, 3, 16, 16)
     (term,) = consistency_terms(cfg.consistency, Models(), chunk, init, None)
-    assert term.cuts == [1]
+    assert term.cuts == [1] and CutAt1.calls == 1
+    with_pixel = tiny_run_config("consistency.semantic_weight=0.1", "consistency.pixel_weight=0.05")
+    semantic, pixel = consistency_terms(with_pixel.consistency, Models(), chunk, init, None)
+    assert semantic.cuts == [1] and pixel.name == "pixel"
+    assert CutAt1.calls == 2  # the pixel term's flows and mask serve the semantic term too
     Models.flow = None  # a semantic-only run has no flows: every pair is tied
     (term,) = consistency_terms(cfg.consistency, Models(), chunk, init, None)
     assert term.cuts == []

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from vidplug.consistency.warp import correspondence_mask, flow_warp
+from vidplug.consistency.warp import correspondence_mask, flow_warp, uncoupled_pairs
 from vidplug.errors import VidplugError
 from vidplug.physics.base import VideoOperator
 
@@ -66,7 +66,7 @@ class FlowCoupling:
 
     def uncoupled(self) -> list[int]:
         """The pairs ``t`` (frames ``t`` and ``t + step``) with no coupled pixel: a scene cut, or no correspondence."""
-        return [t for t in range(self.mask.shape[0]) if not bool(self.mask[t].any())]
+        return uncoupled_pairs(self.mask)
 
     def residual(self, x: Tensor) -> Tensor:
         """``L x`` ``(T-s, C, H, W)``: each frame minus the frame ``s`` later warped onto it, occluded pixels zero."""

@@ -71,6 +71,12 @@ def drop_sparse_pairs(mask: Tensor, min_coverage: float) -> Tensor:
     return mask * (mask.mean(dim=(1, 2, 3), keepdim=True) >= min_coverage).to(mask.dtype)
 
 
+def uncoupled_pairs(mask: Tensor) -> list[int]:
+    """The pairs ``t`` of ``mask (n, 1, h, w)`` with no valid pixel: a scene cut (:func:`drop_sparse_pairs`), or no
+    correspondence at all."""
+    return [t for t in range(mask.shape[0]) if not bool(mask[t].any())]
+
+
 def inside_mask(flow: Tensor, margin: float = 1e-3) -> Tensor:
     """1 where ``p + flow(p)`` lands inside the frame, 0 where the pixel moves out of view.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from vidplug.consistency.fusion import FlowCoupling, fuse
+from vidplug.consistency.warp import uncoupled_pairs
 from vidplug.methods.base import ChunkOutput
 from vidplug.methods.classical import least_squares_estimate
 from vidplug.solver import solve
@@ -32,10 +33,7 @@ def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor 
     from vidplug.consistency.pixel import AnchorConsistency, PixelConsistency
     from vidplug.consistency.semantic import SemanticConsistency
 
-    terms = []
-    if models.clip is not None and chunk.window_len > 1 and cons.semantic_weight > 0:
-        terms.append(SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean,
-                                         cuts=_scene_cuts(cons, models, init)))
+    terms, pixel = [], None
     if models.flow is not None and cons.couples(chunk.window_len) and cons.pixel_weight > 0 and cons.pixel_in_solve:
         pixel = PixelConsistency(
             models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every,
@@ -43,16 +41,22 @@ def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor 
         )
         pixel.set_flows_from(init)  # progressive refinement starts from the pseudo-inverse / bicubic estimate
         terms.append(pixel)
+    if models.clip is not None and chunk.window_len > 1 and cons.semantic_weight > 0:
+        terms.insert(0, SemanticConsistency(models.clip, weight=cons.semantic_weight, to_mean=cons.semantic_to_mean,
+                                            cuts=_scene_cuts(cons, models, init, pixel)))
     if anchors is not None and len(anchors) and cons.anchor_weight > 0:
         idx = list(range(chunk.local(chunk.anchor_start), chunk.local(chunk.start)))
         terms.append(AnchorConsistency(anchors, idx, weight=cons.anchor_weight))
     return terms
 
 
-def _scene_cuts(cons, models, init: Tensor) -> list[int]:
+def _scene_cuts(cons, models, init: Tensor, pixel=None) -> list[int]:
     """The pairs ``t`` of ``init (T, C, H, W)`` that the flow check leaves uncoupled (under
     ``consistency.min_pair_coverage``: scene cuts), where the run has a flow model; the semantic term does not tie
-    them either. Without one (a semantic-only run) every pair is tied."""
+    them either. The pixel term's mask, when it has one, is that check on the same frames; without a flow model (a
+    semantic-only run) every pair is tied."""
+    if pixel is not None and pixel.mask is not None:
+        return uncoupled_pairs(pixel.mask)
     if models.flow is None:
         return []
     return FlowCoupling.from_frames(models.flow, init, 1.0, min_coverage=cons.min_pair_coverage).uncoupled()
