@@ -19,6 +19,7 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
     rc = main(["--prior", str(prior), "--data", str(data), "--clips", "bikes", "--tasks", "sr4,inpaint",
                "--frames", "2", "--size", "16x16", "--set", "solver.iters=2", "--set", "consistency.flow_model=dis",
                "--set", "solver.init_refine_steps=2", "--set", "consistency.fusion_flows_from=auto",
+               "--set", "consistency.fusion_weight_cv=[0.01,0.1]",
                "--out", str(tmp_path / "out"), "--no-append", "--quiet"])
     assert rc == 0
     summary = json.loads((tmp_path / "out" / "bench_quality.json").read_text())
@@ -37,6 +38,9 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
     chosen = rows["sr4"]["rows"][FULL]["fusion_flows_from"]  # one chunk, fused from a least-squares start
     assert len(chosen) == 1 and chosen[0] in ("estimate", "observation")
     assert f"took its first flows from the {chosen[0]}" in text
+    weights = rows["inpaint"]["rows"][FULL]["fusion_weight_chosen"]  # held-out pixels chose it (inpainting only)
+    assert len(weights) == 1 and weights[0] in (0.01, 0.1) and rows["sr4"]["rows"][FULL]["fusion_weight_chosen"] == []
+    assert f"Fusion weight chosen by held-out observed pixels: {weights[0]}" in text
     assert main(["--prior", str(prior), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o2"),
                  "--no-append"]) == 2
 

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,9 @@ def test_a_prior_files_task_section_applies_to_that_task_only():
     # the temporal tasks' fused start picks its first flows (the observed frames are at full resolution there)
     assert [tiny[t].fusion_flows_from for t in ("temporal", "temporal+deblur", "sr4")] == ["auto", "auto", "estimate"]
     inpaint = load_config(None, ["task.name=inpaint"], flags={"prior.name": "tiny"})
-    assert tiny["sr4"] == inpaint.consistency
+    # inpainting chooses its fusion weight per chunk from held-out observed pixels; otherwise SR's settings
+    assert inpaint.consistency.fusion_weight_cv == [0.01, 0.03, 0.1] and tiny["sr4"].fusion_weight_cv == []
+    assert tiny["sr4"] == dataclasses.replace(inpaint.consistency, fusion_weight_cv=[])
     assert (inpaint.solver.iters, inpaint.solver.early_stop) == (1, False)  # the fused start, returned as it is
     iters = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).solver.iters
              for t in ("sr4", "temporal", "temporal+deblur")}

@@ -98,9 +98,10 @@ def test_fusion_runs_only_with_the_pixel_term_and_changes_only_the_fused_start()
     data_op = CroppedOperator(op, 0, 4)
     dagger = op.A_dagger(y)
     assert _fusing(cfg, models, op, chunk)
-    fused, flows_from = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
+    fused, fusion = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
     plain, unfused = _least_squares_start(cfg, models, op, data_op, y, dagger, False)
-    assert (flows_from, unfused) == ("estimate", None)  # the default: the least-squares estimate's flows
+    # the default: the least-squares estimate's flows, at consistency.fusion_weight
+    assert (fusion, unfused) == ({"flows_from": "estimate", "weight": cfg.consistency.fusion_weight}, {})
     assert torch.allclose(plain, project(data_op, y, dagger, 10, 0.01))
     assert not torch.allclose(fused, plain, atol=1e-3)
     for off in ("consistency.fusion_weight=0", "consistency.pixel_weight=0"):
@@ -188,7 +189,7 @@ def test_auto_fusion_flows_keep_the_candidate_with_the_lower_warp_residual(monke
     for mode in ("estimate", "observation"):
         named = apply_overrides(cfg, [f"consistency.fusion_flows_from={mode}"])
         results[mode] = classical.least_squares_estimate(data_op, y, dagger, 10, named.consistency, ContrastFlow())
-        assert results[mode][1] == mode
+        assert results[mode][1]["flows_from"] == mode
     assert not torch.allclose(results["estimate"][0], results["observation"][0], atol=1e-4)
 
     def score(flow, frames, min_coverage):  # the candidate equal to the preferred mode's result scores lower
@@ -196,8 +197,8 @@ def test_auto_fusion_flows_keep_the_candidate_with_the_lower_warp_residual(monke
 
     monkeypatch.setattr(classical, "warp_residual", score)
     auto = apply_overrides(cfg, ["consistency.fusion_flows_from=auto"])
-    x, chosen = classical.least_squares_estimate(data_op, y, dagger, 10, auto.consistency, ContrastFlow())
-    assert chosen == preferred and torch.equal(x, results[preferred][0])
+    x, fusion = classical.least_squares_estimate(data_op, y, dagger, 10, auto.consistency, ContrastFlow())
+    assert fusion["flows_from"] == preferred and torch.equal(x, results[preferred][0])
     with pytest.raises(VidplugError, match="fusion_flows_from"):
         apply_overrides(cfg, ["consistency.fusion_flows_from=truth"])
 
@@ -395,7 +396,7 @@ def test_min_pair_coverage_reaches_the_fused_start_the_solve_and_the_projection(
     start, _ = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
     assert seen and set(seen) == {0.3}
     seen.clear()
-    _projected(cfg, models, data_op, y, start, True)
+    _projected(cfg, models, data_op, y, start, True, cfg.consistency.fusion_weight)
     assert seen == [0.3]
     (pixel,) = [t for t in consistency_terms(cfg.consistency, models, chunk, dagger, None)
                 if isinstance(t, PixelConsistency)]
@@ -403,3 +404,80 @@ def test_min_pair_coverage_reaches_the_fused_start_the_solve_and_the_projection(
     for bad in ("1", "-0.1"):
         with pytest.raises(VidplugError, match="min_pair_coverage"):
             apply_overrides(cfg, [f"consistency.min_pair_coverage={bad}"])
+
+
+class ReversedFlow(KnownFlow):
+    """The true flow with the wrong sign: fusing with it pulls each frame towards misplaced neighbours."""
+
+    def flow_pair(self, frames, step=1):
+        fw, bw = super().flow_pair(frames, step)
+        return -fw, -bw
+
+
+@pytest.mark.parametrize("flow, fuses", [(KnownFlow(), True), (ReversedFlow(), False)])
+def test_cross_validated_fusion_weight_picks_what_the_truth_prefers(flow, fuses):
+    from vidplug.methods import classical
+
+    truth, y, data_op, dagger, _ = _known_motion_problem("inpaint", 6, 32)
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_weight_cv=[0.0,0.3]",
+                          task=("task.name=inpaint",))
+    choice = classical.cross_validated_fusion_weight(data_op, y, 10, cfg.consistency, flow)
+    assert [c["weight"] for c in choice["weight_cv"]] == [0.0, 0.3]
+    assert choice["weight"] == (0.3 if fuses else 0.0)
+    # the ground truth agrees (ORACLE, in the test only): the chosen weight restores the held-in clip better
+    scores = {}
+    for w in (0.0, 0.3):
+        fixed = apply_overrides(cfg, [f"consistency.fusion_weight={w}", "consistency.fusion_weight_cv=[]"])
+        scores[w] = psnr(classical.least_squares_estimate(data_op, y, dagger, 10, fixed.consistency, flow)[0],
+                         truth)[0]
+    assert max(scores, key=scores.get) == choice["weight"]
+    estimate, fusion = classical.least_squares_estimate(data_op, y, dagger, 10, cfg.consistency, flow)
+    assert fusion["weight"] == choice["weight"] and psnr(estimate, truth)[0] == pytest.approx(scores[fusion["weight"]])
+
+
+def test_cross_validation_never_sees_the_held_out_pixels(monkeypatch):
+    from vidplug.methods import classical
+
+    _, y, data_op, dagger, _ = _known_motion_problem("inpaint", 4, 32)
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_weight_cv=[0.01,0.1]",
+                          "consistency.fusion_cv_holdout=0.2", task=("task.name=inpaint",))
+    seen, real = [], classical.least_squares_estimate
+
+    def spy(fit_op, y_fit, dagger_fit, steps, cons, flow):
+        seen.append((fit_op.op.mask.clone(), y_fit.clone(), dagger_fit.clone(), cons.fusion_weight))
+        return real(fit_op, y_fit, dagger_fit, steps, cons, flow)
+
+    monkeypatch.setattr(classical, "least_squares_estimate", spy)
+    classical.cross_validated_fusion_weight(data_op, y, 5, cfg.consistency, KnownFlow())
+    assert [s[3] for s in seen] == [0.01, 0.1]
+    observed = data_op.op.mask
+    for fit_mask, y_fit, dagger_fit, _ in seen:
+        held = observed - fit_mask  # observed pixels the fit does not get
+        assert bool((held >= 0).all()) and float(held.sum() / observed.sum()) == pytest.approx(0.2, abs=0.03)
+        assert bool((y_fit * held == 0).all())  # their values are removed from the observation...
+        refill = y.clone() + 5.0 * held  # ...and the fit's pseudo-inverse does not depend on them
+        assert torch.equal(dagger_fit, data_op.op.with_mask(fit_mask).A_dagger(refill * fit_mask).clamp(0, 1))
+
+
+def test_fusion_weight_cv_is_reported_and_needs_a_pixel_mask(tmp_path):
+    from vidplug.io import write_video
+    from vidplug.pipeline import restore_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(3, 16, 16), clip, fps=8.0)
+    sets = ("solver.init_refine_steps=5", "solver.project_steps=5", "solver.iters=1", "consistency.pixel_weight=0.05",
+            "consistency.flow_model=dis", "consistency.fusion_weight_cv=[0.01,0.1]")
+    cfg = tiny_run_config(*sets, task=("task.name=inpaint",))
+    res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=tiny_models(cfg))
+    fusion = res.report["chunks"][0]["fusion"]
+    assert [c["weight"] for c in fusion["weight_cv"]] == [0.01, 0.1]
+    assert fusion["weight"] == min(fusion["weight_cv"], key=lambda c: c["held_out_mse"])["weight"]
+    sr = tiny_run_config(*sets, task=("task.name=sr4",))
+    res = restore_video(clip, tmp_path / "s.mp4", sr, simulate=True, progress=False, models=tiny_models(sr))
+    chunk = res.report["chunks"][0]
+    assert chunk["fusion"]["weight"] == sr.consistency.fusion_weight and "weight_cv" not in chunk["fusion"]
+    assert any("fusion_weight_cv needs an operator with a pixel mask" in n for n in chunk["notes"])
+    for bad in ("consistency.fusion_weight_cv=[-0.1]", "consistency.fusion_weight_cv=[a]",
+                "consistency.fusion_cv_holdout=0", "consistency.fusion_cv_holdout=1"):
+        with pytest.raises(VidplugError, match="fusion_weight_cv|fusion_cv_holdout"):
+            apply_overrides(cfg, [bad])

@@ -97,6 +97,12 @@ class ConsistencyConfig:
     # re-estimated from the estimate before each) measured on the bikes clip (benchmarks/RESULTS.md).
     fusion_weight: float = 0.1
     fusion_rounds: int = 3
+    # candidate fusion weights chosen per chunk without ground truth, for operators that observe a subset of pixels
+    # (inpainting): a random fusion_cv_holdout of the observed pixels is held out, each candidate fuses the rest, and
+    # the one that predicts the held-out pixels best is used for the start and the projection. Empty: fusion_weight.
+    # (configs/priors/tiny.yaml: inpaint; the best fixed weight ranged from 0.03 to 0.1 over bikes' segments)
+    fusion_weight_cv: list[float] = field(default_factory=list)
+    fusion_cv_holdout: float = 0.1
     # the fused start's first flows, estimated on: estimate (the least-squares estimate), observation (A_dagger(y): the
     # observed frames, bicubic for SR), or auto (fuse from both, keep the one more consistent under its own flows, no
     # ground truth; configs/priors/tiny.yaml: the temporal tasks)
@@ -117,6 +123,12 @@ class ConsistencyConfig:
         if not self.fusion_weight >= 0 or self.fusion_rounds < 1 or self.fusion_radius < 1:
             raise VidplugError(f"consistency.fusion_weight must be >= 0, fusion_rounds and fusion_radius >= 1, got "
                                f"{self.fusion_weight}, {self.fusion_rounds} and {self.fusion_radius}")
+        if not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in self.fusion_weight_cv):
+            raise VidplugError(f"consistency.fusion_weight_cv must be a list of weights >= 0 (e.g. [0.01, 0.03, 0.1]), "
+                               f"got {self.fusion_weight_cv}")
+        if not 0 < self.fusion_cv_holdout < 1:
+            raise VidplugError(f"consistency.fusion_cv_holdout must be in (0, 1) (a fraction of the observed pixels), "
+                               f"got {self.fusion_cv_holdout}")
         if not 0 <= self.min_pair_coverage < 1:
             raise VidplugError(f"consistency.min_pair_coverage must be in [0, 1) (a fraction of the frame; 0 couples "
                                f"every pair), got {self.min_pair_coverage}")

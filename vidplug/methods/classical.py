@@ -16,6 +16,8 @@ The neighbour fill / bicubic baseline is ``method: bicubic`` (the operator's own
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -29,31 +31,71 @@ LS_STEPS, LS_DAMPING = 30, 0.01
 
 
 def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, steps: int, cons=None,
-                           flow=None) -> tuple[Tensor, str | None]:
+                           flow=None) -> tuple[Tensor, dict]:
     """The least-squares baseline's estimate of a chunk window ``(T, C, H, W)``: ``steps`` damped CG steps (damping
     LS_DAMPING) from the pseudo-inverse ``dagger``; with a ``flow`` model, then fused with the neighbouring frames'
-    observations (:func:`vidplug.consistency.fusion.fuse` at ``cons.fusion_weight`` for ``cons.fusion_rounds``).
+    observations (:func:`vidplug.consistency.fusion.fuse` at ``cons.fusion_weight``, or the weight that
+    :func:`cross_validated_fusion_weight` picks from ``cons.fusion_weight_cv``, for ``cons.fusion_rounds``).
 
     The fusion's first flows are estimated on the least-squares estimate or on ``dagger`` (the observed frames;
     bicubic for SR), as ``cons.fusion_flows_from`` says; ``auto`` fuses from both and keeps the result that is more
     consistent under its own flows (:func:`~vidplug.consistency.fusion.warp_residual`, no ground truth).
 
     Returns:
-        the estimate, and which flows the fusion started from (``"estimate"`` / ``"observation"``; None unfused).
+        the estimate, and what the fusion did: ``{}`` unfused, else ``flows_from`` (``"estimate"`` /
+        ``"observation"``), ``weight`` and, when cross-validated, ``weight_cv`` (each candidate's ``weight`` and
+        ``held_out_mse``) or a ``note`` saying why it was not.
     """
     x = project(data_op, y, dagger, steps, LS_DAMPING)
     if flow is None:
-        return x, None
+        return x, {}
+    info = cross_validated_fusion_weight(data_op, y, steps, cons, flow) if cons.fusion_weight_cv else {}
+    weight = info.setdefault("weight", cons.fusion_weight)
     sources = {"estimate": None, "observation": dagger}
     names = list(sources) if cons.fusion_flows_from == "auto" else [cons.fusion_flows_from]
-    fused = {name: fuse(data_op, y, dagger, x, flow, weight=cons.fusion_weight, rounds=cons.fusion_rounds,
-                        steps=steps, damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name],
+    fused = {name: fuse(data_op, y, dagger, x, flow, weight=weight, rounds=cons.fusion_rounds, steps=steps,
+                        damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name],
                         min_coverage=cons.min_pair_coverage)
              for name in names}
-    if len(fused) == 1:
-        return fused[names[0]], names[0]
-    chosen = min(fused, key=lambda name: warp_residual(flow, fused[name], cons.min_pair_coverage))
-    return fused[chosen], chosen
+    chosen = names[0] if len(fused) == 1 else min(
+        fused, key=lambda name: warp_residual(flow, fused[name], cons.min_pair_coverage))
+    return fused[chosen], info | {"flows_from": chosen}
+
+
+def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: int, cons, flow) -> dict:
+    """Pick the fusion weight from ``cons.fusion_weight_cv`` by held-out pixels, without ground truth.
+
+    For an operator that observes a subset of the pixels (one with ``with_mask``: inpainting), a random
+    ``cons.fusion_cv_holdout`` of the observed pixels (fixed seed) is removed from the observation; each candidate
+    weight restores the window from the rest exactly as :func:`least_squares_estimate` would (pseudo-inverse, least
+    squares, fusion), and the weight whose estimate is closest to the held-out observed values (mean squared error)
+    wins. Spatial fill and the neighbours' warped pixels compete there, so the weight follows how well the flows hold
+    on this clip: the best fixed weight was 0.03 on some of bikes' segments and 0.1 on others, and at 256x256 the
+    shipped 0.1 lost to the fill alone on bmx-trees (benchmarks/RESULTS.md, "Issue 18, session 12").
+
+    Returns:
+        ``{"weight": w, "weight_cv": [{"weight": candidate, "held_out_mse": error}, ...]}``, or ``{"weight":
+        cons.fusion_weight, "note": ...}`` for an operator without a pixel mask.
+    """
+    op = data_op.op
+    if not hasattr(op, "with_mask"):
+        return {"weight": cons.fusion_weight,
+                "note": f"consistency.fusion_weight_cv needs an operator with a pixel mask (inpainting); the fusion "
+                        f"used consistency.fusion_weight {cons.fusion_weight}"}
+    observed = op.mask
+    draw = torch.rand(observed.shape, generator=torch.Generator().manual_seed(0)).to(observed.device)
+    held = (draw < cons.fusion_cv_holdout).to(observed.dtype) * observed  # (T, 1, H, W)
+    fit_op = CroppedOperator(op.with_mask(observed - held), data_op.lo, data_op.hi)
+    y_fit = y * (1 - held)
+    dagger_fit = fit_op.A_dagger(y_fit).clamp(0, 1)
+    fixed = dataclasses.replace(cons, fusion_weight_cv=[])
+    scores = []
+    for w in cons.fusion_weight_cv:
+        est, _ = least_squares_estimate(fit_op, y_fit, dagger_fit, steps, dataclasses.replace(fixed, fusion_weight=w),
+                                        flow)
+        scores.append({"weight": w, "held_out_mse": float(((est - y) ** 2 * held).sum()
+                                                          / (held.sum() * y.shape[1]).clamp_min(1))})
+    return {"weight": min(scores, key=lambda s: s["held_out_mse"])["weight"], "weight_cv": scores}
 
 
 class LeastSquares:
@@ -69,14 +111,18 @@ class LeastSquares:
         note = cons.coupling_note(chunk.window_len) if self.fused else None
         flow = models.method_flow(cfg) if self.fused and cons.couples(chunk.window_len) else None
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
-        x, flows_from = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1),
-                                               LS_STEPS, cons, flow)
+        x, fusion = least_squares_estimate(CroppedOperator(op, lo, hi), y[lo:hi], op.A_dagger(y).clamp(0, 1),
+                                           LS_STEPS, cons, flow)
         summary = {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING}
         if flow is not None:
-            summary |= {"fusion_weight": cons.fusion_weight, "fusion_rounds": cons.fusion_rounds,
-                        "fusion_radius": cons.fusion_radius, "fusion_flows_from": flows_from, "flow_model": flow.name}
-        if note:
-            summary["notes"] = [note]
+            summary |= {"fusion_weight": fusion["weight"], "fusion_rounds": cons.fusion_rounds,
+                        "fusion_radius": cons.fusion_radius, "fusion_flows_from": fusion["flows_from"],
+                        "flow_model": flow.name}
+            if "weight_cv" in fusion:
+                summary["fusion_weight_cv"] = fusion["weight_cv"]
+        notes = [n for n in (note, fusion.get("note")) if n]
+        if notes:
+            summary["notes"] = notes
         return x, summary, None
 
 

@@ -80,8 +80,7 @@ class DMPlugMethod:
         prior = models.run_prior(cfg)  # this run's border padding
         models.run_flow(cfg)  # and its settings of the flow call (consistency.dis_full_resolution)
         fusing = _fusing(cfg, models, op, chunk)
-        init, flows_from = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1),
-                                                fusing)
+        init, fusion = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1), fusing)
         terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
         z0, offset = _start(cfg, prior, chunk, init)
         result = solve(y[lo:hi], data_op, prior, sv, extra_terms=terms, z_init=z0, frame_shape=tuple(init.shape),
@@ -90,16 +89,18 @@ class DMPlugMethod:
         frames, summary = result.frames, result.to_dict()
         cons = cfg.consistency
         note = cons.coupling_note(chunk.window_len) if models.flow is not None and cons.pixel_weight > 0 else None
+        weight = fusion.get("weight", cons.fusion_weight)  # the start's, cross-validated or not; the projection's too
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
-            summary["fusion"] = {"weight": cons.fusion_weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius,
+            summary["fusion"] = {"weight": weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius,
                                  "pixel_in_solve": cons.pixel_in_solve}
-            if flows_from is not None:  # the start was fused too (not only the projection)
-                summary["fusion"]["flows_from"] = flows_from
-        elif note:
-            summary.setdefault("notes", []).append(note)  # after the solver's own notes
+            # the start was fused too (not only the projection): its first flows' source, and the weight's choice
+            summary["fusion"] |= {k: fusion[k] for k in ("flows_from", "weight_cv") if k in fusion}
+        for n in (note if not fusing else None, fusion.get("note")):
+            if n:
+                summary.setdefault("notes", []).append(n)  # after the solver's own notes
         if sv.project_steps > 0 and op.linear:
             projection: dict = {}
-            frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing, projection)
+            frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing, weight, projection)
             if fusing:  # which neighbouring frames its flows left uncoupled (scene cuts), as frame numbers of the clip
                 summary["fusion"]["uncoupled_pairs"] = [[chunk.window_start + t for t in pair]
                                                         for pair in projection["uncoupled_pairs"]]
@@ -121,19 +122,19 @@ def _fusing(cfg, models, op, chunk: Chunk) -> bool:
 
 
 def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, dagger: Tensor,
-                         fusing: bool) -> tuple[Tensor, str | None]:
+                         fusing: bool) -> tuple[Tensor, dict]:
     """The solve's start ``(T, C, H, W)``: the pseudo-inverse ``dagger``, refined to the least-squares baseline's
     estimate with ``solver.init_refine_steps`` (SR: back-projection) and, when ``fusing``, fused with the neighbouring
-    frames' observations (``consistency.fusion_rounds`` rounds of flow-coupled least squares); and which frames the
-    fusion's first flows came from (None unfused)."""
+    frames' observations (``consistency.fusion_rounds`` rounds of flow-coupled least squares); and what the fusion did
+    (:func:`~vidplug.methods.classical.least_squares_estimate`: ``flows_from``, ``weight``, ...; ``{}`` unfused)."""
     sv = cfg.solver
     if sv.init_refine_steps <= 0 or not op.linear:
-        return dagger, None
+        return dagger, {}
     return least_squares_estimate(data_op, y, dagger, sv.init_refine_steps, cfg.consistency,
                                   models.flow if fusing else None)
 
 
-def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool,
+def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool, weight: float,
                report: dict | None = None) -> Tensor:
     """Measurement consistency after the solve (``solver.project_steps`` CG steps at ``project_damping`` from the
     restoration); when ``fusing`` the neighbours' observations are fused too, with flows from the restoration, and
@@ -142,7 +143,7 @@ def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor,
     if not fusing:
         return project(data_op, y, frames, sv.project_steps, sv.project_damping)
     cons = cfg.consistency
-    return fuse(data_op, y, frames, frames, models.flow, weight=cons.fusion_weight, rounds=1, steps=sv.project_steps,
+    return fuse(data_op, y, frames, frames, models.flow, weight=weight, rounds=1, steps=sv.project_steps,
                 damping=sv.project_damping, radius=cons.fusion_radius, min_coverage=cons.min_pair_coverage,
                 report=report)
 

@@ -127,5 +127,11 @@ class Inpainting(VideoOperator):
     def _dagger(self, y: Tensor) -> Tensor:
         return fill_missing(y, self.mask.to(y))
 
+    def with_mask(self, mask: Tensor) -> Inpainting:
+        """The same operator (frames, size, channels, seed, noise) observing ``mask (T, 1, H, W)`` instead: e.g. its
+        own mask less some held-out pixels (:func:`vidplug.methods.classical.cross_validated_fusion_weight`)."""
+        return Inpainting(self.num_frames, self.frame_size, mask=mask, channels=self.channels, seed=self.seed,
+                          frame_offset=self.frame_offset, noise_model=self.noise_model)
+
     def extra_repr(self) -> str:
         return f"ratio={self.ratio:.3f}, " + super().extra_repr()
