@@ -481,3 +481,32 @@ def test_fusion_weight_cv_is_reported_and_needs_a_pixel_mask(tmp_path):
                 "consistency.fusion_cv_holdout=0", "consistency.fusion_cv_holdout=1"):
         with pytest.raises(VidplugError, match="fusion_weight_cv|fusion_cv_holdout"):
             apply_overrides(cfg, [bad])
+
+
+def _distance_to_observed(mask_2d: torch.Tensor, pixels: torch.Tensor) -> float:
+    """Mean distance (px) of ``pixels`` (H, W bool) to the nearest pixel where ``mask_2d`` is 1."""
+    import cv2
+    import numpy as np
+
+    far = cv2.distanceTransform((mask_2d < 0.5).numpy().astype(np.uint8), cv2.DIST_L2, 5)
+    return float(far[pixels.numpy()].mean())
+
+
+@pytest.mark.parametrize("block", [1, 8])
+def test_held_out_pixels_are_as_far_from_the_observed_ones_as_the_missing_ones(block):
+    from vidplug.methods.classical import held_out_pixels
+
+    g = torch.Generator().manual_seed(5)
+    coarse = (torch.rand(3, 1, 64 // block, 64 // block, generator=g) >= 0.4).float()
+    mask = torch.nn.functional.interpolate(coarse, scale_factor=block, mode="nearest")  # (3, 1, 64, 64)
+    held = held_out_pixels(mask, 0.1)
+    assert bool((held <= mask).all())  # only observed pixels are held out
+    for m, h in zip(mask[:, 0], held[:, 0], strict=True):
+        share = float(h.sum() / m.sum())
+        assert 0.08 <= share <= 0.15  # whole holes for blocks: at most 1.5 times the fraction
+        fit = m - h
+        real = _distance_to_observed(m, m < 0.5)  # the missing pixels: 1.0 for scattered ones, ~2.5 for 8x8 blocks
+        mimic = _distance_to_observed(fit, h > 0.5)
+        assert mimic == pytest.approx(real, rel=0.4), (block, mimic, real)
+        if block > 1:  # single held-out pixels would sit next to observed ones (the pixel-mask case's 1.0)
+            assert mimic > 1.5

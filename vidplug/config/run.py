@@ -98,8 +98,9 @@ class ConsistencyConfig:
     fusion_weight: float = 0.1
     fusion_rounds: int = 3
     # candidate fusion weights chosen per chunk without ground truth, for operators that observe a subset of pixels
-    # (inpainting): a random fusion_cv_holdout of the observed pixels is held out, each candidate fuses the rest, and
-    # the one that predicts the held-out pixels best is used for the start and the projection. Empty: fusion_weight.
+    # (inpainting): about fusion_cv_holdout of the observed pixels is held out, shaped like the missing pixels
+    # (vidplug.methods.classical.held_out_pixels), each candidate fuses the rest, and the one that predicts the
+    # held-out pixels best is used for the start and the projection. Empty: fusion_weight.
     # (configs/priors/tiny.yaml: inpaint; the best fixed weight ranged from 0.03 to 0.1 over bikes' segments)
     fusion_weight_cv: list[float] = field(default_factory=list)
     fusion_cv_holdout: float = 0.1

@@ -28,6 +28,8 @@ from vidplug.methods.base import ChunkOutput
 from vidplug.solver.chunk_problem import CroppedOperator, project
 
 LS_STEPS, LS_DAMPING = 30, 0.01
+THIN_HOLES_PX = 1.5  # mean distance of the missing pixels to an observed one: 1.0-1.1 for random pixel masks
+# of 30-70% missing, 2.5 / 5.5 for 8x8 / 16x16 blocks (held_out_pixels)
 
 
 def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, steps: int, cons=None,
@@ -65,8 +67,10 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
 def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: int, cons, flow) -> dict:
     """Pick the fusion weight from ``cons.fusion_weight_cv`` by held-out pixels, without ground truth.
 
-    For an operator that observes a subset of the pixels (one with ``with_mask``: inpainting), a random
-    ``cons.fusion_cv_holdout`` of the observed pixels (fixed seed) is removed from the observation; each candidate
+    For an operator that observes a subset of the pixels (one with ``with_mask``: inpainting), about
+    ``cons.fusion_cv_holdout`` of the observed pixels is removed from the observation, shaped like the frame's
+    missing pixels (:func:`held_out_pixels`: single pixels for a random pixel mask, whole holes for a mask with large
+    ones, where the neighbours' pixels matter more); each candidate
     weight restores the window from the rest exactly as :func:`least_squares_estimate` would (pseudo-inverse, least
     squares, fusion), and the weight whose estimate is closest to the held-out observed values (mean squared error)
     wins. Spatial fill and the neighbours' warped pixels compete there, so the weight follows how well the flows hold
@@ -83,8 +87,7 @@ def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: in
                 "note": f"consistency.fusion_weight_cv needs an operator with a pixel mask (inpainting); the fusion "
                         f"used consistency.fusion_weight {cons.fusion_weight}"}
     observed = op.mask
-    draw = torch.rand(observed.shape, generator=torch.Generator().manual_seed(0)).to(observed.device)
-    held = (draw < cons.fusion_cv_holdout).to(observed.dtype) * observed  # (T, 1, H, W)
+    held = held_out_pixels(observed, cons.fusion_cv_holdout)  # (T, 1, H, W)
     fit_op = CroppedOperator(op.with_mask(observed - held), data_op.lo, data_op.hi)
     y_fit = y * (1 - held)
     dagger_fit = fit_op.A_dagger(y_fit).clamp(0, 1)
@@ -131,6 +134,43 @@ class FlowLeastSquares(LeastSquares):
 
     name = "flow-least-squares"
     fused = True  # no loss terms (uses_consistency stays False); the flow model comes from models.method_flow()
+
+
+def held_out_pixels(observed: Tensor, fraction: float, seed: int = 0) -> Tensor:
+    """Observed pixels to hold out for cross-validation, ``(T, 1, H, W)`` 0/1, about ``fraction`` of each frame's
+    observed pixels, shaped like the frame's missing pixels.
+
+    Where the missing pixels are scattered (on average within THIN_HOLES_PX of an observed pixel: a random pixel
+    mask), single observed pixels are held out at random. Where the holes are larger (a real mask, blocks), single
+    pixels would be filled from their observed neighbours far better than the real holes can be: the frame's
+    missing-pixel mask is then moved by a third of the frame each way (wrapping round), the observed pixels it lands
+    on form candidate holes (4-connected components), and whole holes are taken in a random order until they cover
+    ``fraction`` (skipping any that would take more than 1.5 times that). Measured on bikes and bmx-trees with 8x8 / 16x16 blocks: single pixels chose 0.01-0.03 where 0.1-0.3
+    restored best (up to -1.1 dB), transplanted holes chose 0.1-0.3 (benchmarks/RESULTS.md, "Issue 18, session 12").
+    """
+    import cv2
+
+    gen = torch.Generator().manual_seed(seed)
+    draw = torch.rand(observed.shape, generator=gen).to(observed.device)
+    out = (draw < fraction).to(observed.dtype) * observed
+    for t, m in enumerate(observed[:, 0]):
+        missing = (m < 0.5).cpu().numpy().astype(np.uint8)
+        if not missing.any() or cv2.distanceTransform(missing, cv2.DIST_L2, 5)[missing > 0].mean() <= THIN_HOLES_PX:
+            continue  # scattered missing pixels: the random pixels above
+        h, w = missing.shape
+        moved = torch.roll(1 - m, shifts=(h // 3 + 1, w // 3 + 1), dims=(0, 1)) * m  # observed pixels under a hole
+        count, labels = cv2.connectedComponents(moved.cpu().numpy().astype(np.uint8), connectivity=4)
+        labels = torch.from_numpy(labels).to(m.device)
+        sizes = torch.bincount(labels.flatten(), minlength=count)[1:]  # component 0 is the background
+        target, total, taken = fraction * float(m.sum()), 0, []
+        for c in torch.randperm(count - 1, generator=gen).tolist():  # whole holes, none that overshoots by half
+            if total >= target:
+                break
+            if total + int(sizes[c]) <= 1.5 * target:
+                taken.append(c + 1)
+                total += int(sizes[c])
+        out[t, 0] = torch.isin(labels, torch.tensor(taken, dtype=labels.dtype, device=labels.device)).to(m.dtype)
+    return out
 
 
 def telea_inpaint(y: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
