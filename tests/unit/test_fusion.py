@@ -510,3 +510,19 @@ def test_held_out_pixels_are_as_far_from_the_observed_ones_as_the_missing_ones(b
         assert mimic == pytest.approx(real, rel=0.4), (block, mimic, real)
         if block > 1:  # single held-out pixels would sit next to observed ones (the pixel-mask case's 1.0)
             assert mimic > 1.5
+
+
+def test_one_large_hole_is_still_held_out_and_a_window_without_observed_pixels_is_reported():
+    from vidplug.methods import classical
+
+    mask = torch.ones(2, 1, 48, 48)
+    mask[:, :, 8:32, 8:32] = 0  # one hole of a quarter of the frame: moved onto observed pixels it is too large
+    held = classical.held_out_pixels(mask, 0.1)
+    assert bool((held <= mask).all()) and all(float(h.sum()) > 0 for h in held)  # still one hole per frame
+    truth = make_translating_video(2, 48, 48, shift=SHIFT)
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_weight_cv=[0.01,0.1]",
+                          task=("task.name=inpaint",))
+    blind = build_operator("inpaint", 2, (48, 48), noise_sigma=0.01, mask=torch.zeros(2, 1, 48, 48))
+    choice = classical.cross_validated_fusion_weight(CroppedOperator(blind, 0, 2), blind(truth), 5, cfg.consistency,
+                                                     KnownFlow())
+    assert choice["weight"] == cfg.consistency.fusion_weight and "no observed pixel to hold out" in choice["note"]

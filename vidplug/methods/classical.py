@@ -70,16 +70,16 @@ def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: in
     For an operator that observes a subset of the pixels (one with ``with_mask``: inpainting), about
     ``cons.fusion_cv_holdout`` of the observed pixels is removed from the observation, shaped like the frame's
     missing pixels (:func:`held_out_pixels`: single pixels for a random pixel mask, whole holes for a mask with large
-    ones, where the neighbours' pixels matter more); each candidate
-    weight restores the window from the rest exactly as :func:`least_squares_estimate` would (pseudo-inverse, least
-    squares, fusion), and the weight whose estimate is closest to the held-out observed values (mean squared error)
-    wins. Spatial fill and the neighbours' warped pixels compete there, so the weight follows how well the flows hold
+    ones, where the neighbours' pixels matter more); each candidate weight restores the window from the rest exactly
+    as :func:`least_squares_estimate` would (pseudo-inverse, least squares, fusion), and the weight whose estimate is
+    closest to the held-out observed values (mean squared error) wins. Spatial fill and the neighbours' warped pixels compete there, so the weight follows how well the flows hold
     on this clip: the best fixed weight was 0.03 on some of bikes' segments and 0.1 on others, and at 256x256 the
     shipped 0.1 lost to the fill alone on bmx-trees (benchmarks/RESULTS.md, "Issue 18, session 12").
 
     Returns:
         ``{"weight": w, "weight_cv": [{"weight": candidate, "held_out_mse": error}, ...]}``, or ``{"weight":
-        cons.fusion_weight, "note": ...}`` for an operator without a pixel mask.
+        cons.fusion_weight, "note": ...}`` for an operator without a pixel mask or a window with nothing to hold
+        out.
     """
     op = data_op.op
     if not hasattr(op, "with_mask"):
@@ -88,6 +88,10 @@ def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: in
                         f"used consistency.fusion_weight {cons.fusion_weight}"}
     observed = op.mask
     held = held_out_pixels(observed, cons.fusion_cv_holdout)  # (T, 1, H, W)
+    if not bool(held.any()):
+        return {"weight": cons.fusion_weight,
+                "note": f"consistency.fusion_weight_cv: no observed pixel to hold out in this window; the fusion used "
+                        f"consistency.fusion_weight {cons.fusion_weight}"}
     fit_op = CroppedOperator(op.with_mask(observed - held), data_op.lo, data_op.hi)
     y_fit = y * (1 - held)
     dagger_fit = fit_op.A_dagger(y_fit).clamp(0, 1)
@@ -145,8 +149,9 @@ def held_out_pixels(observed: Tensor, fraction: float, seed: int = 0) -> Tensor:
     pixels would be filled from their observed neighbours far better than the real holes can be: the frame's
     missing-pixel mask is then moved by a third of the frame each way (wrapping round), the observed pixels it lands
     on form candidate holes (4-connected components), and whole holes are taken in a random order until they cover
-    ``fraction`` (skipping any that would take more than 1.5 times that). Measured on bikes and bmx-trees with 8x8 / 16x16 blocks: single pixels chose 0.01-0.03 where 0.1-0.3
-    restored best (up to -1.1 dB), transplanted holes chose 0.1-0.3 (benchmarks/RESULTS.md, "Issue 18, session 12").
+    ``fraction``, skipping any that would take more than 1.5 times that (the smallest one when none fits: one large
+    hole). Measured on bikes and bmx-trees with 8x8 / 16x16 blocks: single pixels chose 0.01-0.03 where 0.1-0.3
+    restored best (up to -1.1 dB), moved holes chose 0.1-0.3 (benchmarks/RESULTS.md, "Issue 18, session 12").
     """
     import cv2
 
@@ -155,6 +160,8 @@ def held_out_pixels(observed: Tensor, fraction: float, seed: int = 0) -> Tensor:
     out = (draw < fraction).to(observed.dtype) * observed
     for t, m in enumerate(observed[:, 0]):
         missing = (m < 0.5).cpu().numpy().astype(np.uint8)
+        if missing.all():
+            continue  # nothing observed, nothing to hold out
         if not missing.any() or cv2.distanceTransform(missing, cv2.DIST_L2, 5)[missing > 0].mean() <= THIN_HOLES_PX:
             continue  # scattered missing pixels: the random pixels above
         h, w = missing.shape
@@ -169,6 +176,8 @@ def held_out_pixels(observed: Tensor, fraction: float, seed: int = 0) -> Tensor:
             if total + int(sizes[c]) <= 1.5 * target:
                 taken.append(c + 1)
                 total += int(sizes[c])
+        if not taken and count > 1:
+            taken = [int(sizes.argmin()) + 1]
         out[t, 0] = torch.isin(labels, torch.tensor(taken, dtype=labels.dtype, device=labels.device)).to(m.dtype)
     return out
 
