@@ -232,6 +232,36 @@ def test_dis_at_full_resolution_follows_large_motion_in_a_small_frame():
     assert load_flow_model("dis", dis_full_resolution=True).name == "opencv_dis_full"
 
 
+def test_dis_full_resolution_blends_the_two_levels_without_a_step(monkeypatch):
+    """Where the per-pixel choice switches from one level to the other, the flow passes through their 3x3 average
+    instead of jumping (a step fails the forward-backward and motion-boundary checks); elsewhere it is the chosen
+    level's flow."""
+    import cv2
+    import numpy as np
+
+    from vidplug.consistency import flow as flow_module
+
+    class FakeDIS:  # the half-resolution level says 1 px, the full-resolution one 3 px
+        def __init__(self):
+            self.full = False
+
+        def setFinestScale(self, scale):  # noqa: N802 (OpenCV's name)
+            self.full = scale == 0
+
+        def calc(self, a, b, _):
+            return np.full(a.shape + (2,), 3.0 if self.full else 1.0, np.float32)
+
+    monkeypatch.setattr(cv2, "DISOpticalFlow_create", lambda preset: FakeDIS())
+    left = np.tile((np.arange(16) < 8).astype(np.float32), (16, 1))
+    # the full level's residual (computed first) is the lower one on the left half, the half level's elsewhere
+    residuals = iter([1.0 - left, np.full((16, 16), 0.5, np.float32)])
+    monkeypatch.setattr(flow_module, "_local_warp_residual", lambda a, b, f: next(residuals))
+    frame = np.zeros((16, 16), np.uint8)
+    out = DISFlow(full_resolution=True)._pair(frame, frame)[..., 0]  # (16, 16), channel x
+    assert np.allclose(out[:, :7], 3.0) and np.allclose(out[:, 9:], 1.0)
+    assert np.allclose(out[:, 7], 1.0 + 2.0 * 2 / 3) and np.allclose(out[:, 8], 1.0 + 2.0 / 3)  # no jump of 2 px
+
+
 def test_each_run_sets_the_dis_resolution_and_the_metric_keeps_the_medium_preset():
     from tests.conftest import tiny_run_config
     from vidplug.config import apply_overrides
