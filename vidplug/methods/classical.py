@@ -72,9 +72,10 @@ def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: in
     missing pixels (:func:`held_out_pixels`: single pixels for a random pixel mask, whole holes for a mask with large
     ones, where the neighbours' pixels matter more); each candidate weight restores the window from the rest exactly
     as :func:`least_squares_estimate` would (pseudo-inverse, least squares, fusion), and the weight whose estimate is
-    closest to the held-out observed values (mean squared error) wins. Spatial fill and the neighbours' warped pixels compete there, so the weight follows how well the flows hold
-    on this clip: the best fixed weight was 0.03 on some of bikes' segments and 0.1 on others, and at 256x256 the
-    shipped 0.1 lost to the fill alone on bmx-trees (benchmarks/RESULTS.md, "Issue 18, session 12").
+    closest to the held-out observed values (mean squared error) wins. Spatial fill and the neighbours' warped
+    pixels compete there, so the weight follows how well the flows hold on this clip: the best fixed weight was 0.03
+    on some of bikes' segments and 0.1 on others, and at 256x256 the shipped 0.1 lost to the fill alone on bmx-trees
+    (benchmarks/RESULTS.md, "Issue 18, session 12").
 
     Returns:
         ``{"weight": w, "weight_cv": [{"weight": candidate, "held_out_mse": error}, ...]}``, or ``{"weight":
