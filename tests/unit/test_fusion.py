@@ -441,13 +441,13 @@ def test_cross_validation_never_sees_the_held_out_pixels(monkeypatch):
     _, y, data_op, dagger, _ = _known_motion_problem("inpaint", 4, 32)
     cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_weight_cv=[0.01,0.1]",
                           "consistency.fusion_cv_holdout=0.2", task=("task.name=inpaint",))
-    seen, real = [], classical.least_squares_estimate
+    seen, real = [], classical._fused
 
-    def spy(fit_op, y_fit, dagger_fit, steps, cons, flow):
-        seen.append((fit_op.op.mask.clone(), y_fit.clone(), dagger_fit.clone(), cons.fusion_weight))
-        return real(fit_op, y_fit, dagger_fit, steps, cons, flow)
+    def spy(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, weight):
+        seen.append((fit_op.op.mask.clone(), y_fit.clone(), dagger_fit.clone(), weight))
+        return real(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, weight)
 
-    monkeypatch.setattr(classical, "least_squares_estimate", spy)
+    monkeypatch.setattr(classical, "_fused", spy)
     classical.cross_validated_fusion_weight(data_op, y, 5, cfg.consistency, KnownFlow())
     assert [s[3] for s in seen] == [0.01, 0.1]
     observed = data_op.op.mask

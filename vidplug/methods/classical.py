@@ -16,8 +16,6 @@ The neighbour fill / bicubic baseline is ``method: bicubic`` (the operator's own
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -53,6 +51,14 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
         return x, {}
     info = cross_validated_fusion_weight(data_op, y, steps, cons, flow) if cons.fusion_weight_cv else {}
     weight = info.setdefault("weight", cons.fusion_weight)
+    fused, chosen = _fused(data_op, y, dagger, x, steps, cons, flow, weight)
+    return fused, info | {"flows_from": chosen}
+
+
+def _fused(data_op: CroppedOperator, y: Tensor, dagger: Tensor, x: Tensor, steps: int, cons, flow,
+           weight: float) -> tuple[Tensor, str]:
+    """The least-squares estimate ``x`` fused at ``weight`` (:func:`least_squares_estimate`'s fusion), and which
+    frames its first flows came from (``"estimate"`` / ``"observation"``)."""
     sources = {"estimate": None, "observation": dagger}
     names = list(sources) if cons.fusion_flows_from == "auto" else [cons.fusion_flows_from]
     fused = {name: fuse(data_op, y, dagger, x, flow, weight=weight, rounds=cons.fusion_rounds, steps=steps,
@@ -61,7 +67,7 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
              for name in names}
     chosen = names[0] if len(fused) == 1 else min(
         fused, key=lambda name: warp_residual(flow, fused[name], cons.min_pair_coverage))
-    return fused[chosen], info | {"flows_from": chosen}
+    return fused[chosen], chosen
 
 
 def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: int, cons, flow) -> dict:
@@ -96,11 +102,10 @@ def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: in
     fit_op = CroppedOperator(op.with_mask(observed - held), data_op.lo, data_op.hi)
     y_fit = y * (1 - held)
     dagger_fit = fit_op.A_dagger(y_fit).clamp(0, 1)
-    fixed = dataclasses.replace(cons, fusion_weight_cv=[])
+    x_fit = project(fit_op, y_fit, dagger_fit, steps, LS_DAMPING)  # the same for every candidate
     scores = []
     for w in cons.fusion_weight_cv:
-        est, _ = least_squares_estimate(fit_op, y_fit, dagger_fit, steps, dataclasses.replace(fixed, fusion_weight=w),
-                                        flow)
+        est, _ = _fused(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, w)
         scores.append({"weight": w, "held_out_mse": float(((est - y) ** 2 * held).sum()
                                                           / (held.sum() * y.shape[1]).clamp_min(1))})
     return {"weight": min(scores, key=lambda s: s["held_out_mse"])["weight"], "weight_cv": scores}
