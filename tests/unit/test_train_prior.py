@@ -122,6 +122,34 @@ def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path):
         assert torch.allclose(a["ema"][key], b["ema"][key], atol=1e-6), key
 
 
+def test_time_limit_stops_publishes_and_names_the_steps_that_reproduce_it(tmp_path, monkeypatch):
+    import vidplug.prior.train as train_module
+
+    clock = iter(range(0, 10_000, 30))  # every read of the clock is 30 s later: the 1-minute limit ends step 2
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(clock)))
+    data = _write_pngs(tmp_path / "data")
+    result = train_prior([data], tmp_path / "p", _tiny_config(steps=100, save_every=50, time_limit=1.0),
+                         progress=False)
+    assert result.steps == 2
+    state = torch.load(tmp_path / "p" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2  # published at the stop, though save_every is 50
+    assert (tmp_path / "p" / "samples.png").is_file()
+    card = (tmp_path / "p" / "README.md").read_text()
+    assert "- steps: 2 (stopped by the time limit before the 100 asked for" in card and "`--steps 2` repeats" in card
+    # the same request without the limit trains on, and its card has no such note
+    full = train_prior([data], tmp_path / "q", _tiny_config(steps=3), progress=False)
+    assert full.steps == 3 and "time limit" not in (tmp_path / "q" / "README.md").read_text()
+
+
+def test_patch_sampler_to_device_keeps_the_sequence_of_crops():
+    frames = [torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8)]
+    meta = PatchSampler([FrameSource("a", list(frames))], size=16)
+    assert meta.to("meta") is meta and meta.sources[0].frames[0].device.type == "meta"
+    moved = PatchSampler([FrameSource("a", list(frames))], size=16)
+    before = moved.sample(4, torch.Generator().manual_seed(3))
+    assert torch.equal(moved.to("cpu").sample(4, torch.Generator().manual_seed(3)), before)
+
+
 def test_train_prior_refuses_wrong_resume_and_overwrite(tmp_path):
     data = _write_pngs(tmp_path / "data")
     with pytest.raises(VidplugError, match="--resume"):

@@ -23,7 +23,7 @@ _RECIPE_OPTIONS = ("size", "steps", "batch", "lr", "warmup", "seed", "ema_decay"
                    "norm_groups", "scale_min", "scale_max", "frame_stride", "max_frames", "davis_split",
                    "init_from")
 # every flag that is a shortcut for one TrainConfig field (the field's name)
-_FLAGS = (*_RECIPE_OPTIONS, "save_every", "sample_every", "device")
+_FLAGS = (*_RECIPE_OPTIONS, "save_every", "sample_every", "device", "time_limit")
 
 
 def _command_line(args: argparse.Namespace, config) -> str:
@@ -89,6 +89,8 @@ def register(sub) -> None:
     g.add_argument("--save-every", type=int, help=f"steps between checkpoints ({d.save_every})")
     g.add_argument("--sample-every", type=int, help=f"steps between samples.png, 0 = end only ({d.sample_every})")
     g.add_argument("--device", help=f"auto | cpu | cuda | cuda:N ({d.device})")
+    g.add_argument("--time-limit", type=float, metavar="MIN", help="train at most MIN minutes in this invocation, "
+                   "then publish and stop (e.g. a GPU lease); the model card gives the --steps that reproduce it (none)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

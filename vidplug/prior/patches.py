@@ -125,6 +125,13 @@ class PatchSampler:
         self.scale_range = (float(lo), float(hi))
         self.flip = flip
 
+    def to(self, device: torch.device | str) -> PatchSampler:
+        """Keep every frame on ``device``; crops are then cut and resized there (the random draws stay on the CPU
+        generator, so the sequence of crops does not depend on the device)."""
+        for source in self.sources:
+            source.frames = [frame.to(device) for frame in source.frames]
+        return self
+
     @property
     def num_frames(self) -> int:
         return sum(len(s.frames) for s in self.sources)

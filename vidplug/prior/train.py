@@ -72,6 +72,7 @@ class TrainConfig:
     sample_every: int = 2000  # steps between samples.png updates (0 = only at the end)
     num_samples: int = 16  # images in samples.png
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    time_limit: float | None = None  # minutes of training in this invocation: past it, publish and stop (a GPU lease)
     init_from: str | None = None  # start from these UNet weights (a prior folder with unet/, same architecture)
     sources: list[str] = field(default_factory=list)  # filled in by train_prior: the DATA paths
 
@@ -171,6 +172,8 @@ def model_card(result: TrainResult, config: TrainConfig, commands: list[str], so
     data = "\n".join(f"- `{name}`: {n} frames" for name, n in source_frames.items())
     runs = "\n".join(f"    {c}" for c in commands) or "    (not recorded)"
     recipe = "\n".join(f"- {k}: {v}" for k, v in asdict(config).items() if k != "sources")
+    stopped = (f" (stopped by the time limit before the {config.steps} asked for; the same command with `--steps "
+               f"{result.steps}` repeats the run)" if result.steps < config.steps else "")
     return f"""# vidplug patch diffusion prior
 
 A small unconditional DDPM (epsilon prediction) trained by `vidplug train-prior` on random multi-scale
@@ -194,7 +197,7 @@ Command (then each `--resume`, if any):
 - schedule: DDPM linear betas 1e-4..0.02, T = 1000, uniform timesteps, MSE on epsilon, AdamW, EMA weights saved
 
 ## Result
-- steps: {result.steps}
+- steps: {result.steps}{stopped}
 - final training loss (mean of last {LOSS_WINDOW} steps): {result.final_loss:.4f}
 - parameters: {result.num_params:,} ({result.num_params * 4 / 2**20:.1f} MB fp32)
 - wall time: {result.wall_time_s / 60:.1f} min on {result.device} ({platform.processor() or platform.machine()},
@@ -359,19 +362,25 @@ def train_prior(
     if command:
         run.commands.append(command)
     run.to_device()
+    if device.type != "cpu":
+        sampler.to(device)  # crops cut and resized on the accelerator: the CPU would bound the step rate
     out_dir.mkdir(parents=True, exist_ok=True)
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     bar = tqdm(total=config.steps, initial=run.step, disable=not progress, desc="train-prior", dynamic_ncols=True)
     start, first_step = time.perf_counter(), run.step
+    deadline = start + 60 * config.time_limit if config.time_limit is not None else float("inf")
     while run.step < config.steps:
         run.train_step(sampler, autocast)
         bar.update(1)
         bar.set_postfix(loss=f"{sum(run.losses) / len(run.losses):.4f}")
-        if run.step % config.save_every == 0 or run.step == config.steps:
+        last = run.step == config.steps or time.perf_counter() >= deadline
+        if run.step % config.save_every == 0 or last:
             run.elapsed += time.perf_counter() - start
             start = time.perf_counter()
             every = config.sample_every > 0 and run.step % config.sample_every == 0
-            run.publish(samples=run.step == config.steps or every)
+            run.publish(samples=last or every)
+        if last:
+            break
     bar.close()
     if run.step == first_step:
         run.publish(samples=True)  # nothing left to train (e.g. --resume --steps <done>): re-export what there is
