@@ -139,6 +139,9 @@ def test_time_limit_stops_publishes_and_names_the_steps_that_reproduce_it(tmp_pa
     # the same request without the limit trains on, and its card has no such note
     full = train_prior([data], tmp_path / "q", _tiny_config(steps=3), progress=False)
     assert full.steps == 3 and "time limit" not in (tmp_path / "q" / "README.md").read_text()
+    with pytest.raises(VidplugError, match="--time-limit must be a positive"):
+        train_prior([data], tmp_path / "r", _tiny_config(time_limit=0.0), progress=False)
+    assert not (tmp_path / "r").exists()
 
 
 def test_patch_sampler_to_device_keeps_the_sequence_of_crops():

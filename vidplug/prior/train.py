@@ -320,6 +320,8 @@ def _check_request(ckpt_path: Path, config: TrainConfig, resume: bool) -> None:
         raise VidplugError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out folder")
     if config.steps < 0 or config.batch < 1 or config.size < 8 or config.save_every < 1:
         raise VidplugError("--steps must be >= 0, --batch >= 1, --size >= 8 and --save-every >= 1")
+    if config.time_limit is not None and not config.time_limit > 0:
+        raise VidplugError(f"--time-limit must be a positive number of minutes, got {config.time_limit}")
 
 
 def train_prior(
