@@ -7,9 +7,11 @@
 # DATA holds images/ and videos/ as pipelines/train_tiny_prior.sh stages them (that script fetches them; a GPU
 # machine without network gets them carried). Every variant trains on the same data with configs/train/tiny.yaml,
 # then its FLAGS; MINUTES bounds each variant's training (--time-limit), so the whole script takes about
-# MINUTES + 1. The tiny UNet cannot fill an H200 alone: the variants share it.
+# MINUTES + 1.5 (H200, session 14: 416 s for 5.5). The tiny UNet cannot fill an H200 alone: the variants share it.
+# Session 14's call (benchmarks/RESULTS.md, "Issue 18, session 14"), carrying .whl and .gpu:
 #
-#   pipelines/gpu_train_priors.sh .gpu/data "$OUT" 5 a="--batch 128" b="--batch 128 --scale-min 0.1"
+#   pipelines/gpu_train_priors.sh .gpu/data "$OUT" 5.5 a="--batch 128" b="--batch 128 --scale-min 0.1" \
+#       c="--batch 32 --size 128 --scale-min 0.1"
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=$1 OUT=$2 MINUTES=$3
