@@ -242,3 +242,38 @@ def _command_for(tmp_path: Path, data: Path) -> str:
           "--channels", "8,16", "--norm-groups", "4", "--device", "cpu", "--init-from", str(tmp_path / "a"),
           "--no-progress"])
     return (tmp_path / "e" / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (TINY_PRIOR / "unet").is_dir(), reason="bundled tiny prior not present")
+def test_gpu_train_priors_script_packs_each_time_limited_variant(tmp_path):
+    """pipelines/gpu_train_priors.sh (run on the CPU here): variants side by side from the bundled weights, each
+    stopped by its time limit and packed as NAME.tar with its weights, model card and log, without the checkpoint."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from vidplug.io import write_video
+
+    data = tmp_path / "data"
+    _write_pngs(data / "images", n=2, h=40, w=48)
+    (data / "videos").mkdir()
+    for name in ("bikes", "bigbuckbunny"):
+        write_video(torch.rand(3, 3, 32, 48), data / "videos" / f"{name}.mp4", fps=10)
+    out = tmp_path / "out"
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "gpu_train_priors.sh"
+    env = {**os.environ, "DEVICE": "cpu", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(script), str(data), str(out), "0.002", "a=--batch 2 --size 16",
+                           "b=--batch 2 --size 16 --scale-min 0.5"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.tar", "b.tar"]
+    for name in ("a", "b"):
+        with tarfile.open(out / f"{name}.tar") as tar:
+            members = set(tar.getnames())
+            card = tar.extractfile(f"{name}/README.md").read().decode()
+        assert {f"{name}/unet/config.json", f"{name}/unet/diffusion_pytorch_model.safetensors",
+                f"{name}/scheduler/scheduler_config.json", f"{name}/samples.png", f"{name}.log"} <= members
+        assert not any(m.endswith("checkpoint.pt") for m in members)
+        assert "stopped by the time limit before the 1000000 asked for" in card
+        assert "--init-from" in card and ("--scale-min 0.5" in card) == (name == "b")
