@@ -136,9 +136,12 @@ def test_time_limit_stops_publishes_and_names_the_steps_that_reproduce_it(tmp_pa
     assert (tmp_path / "p" / "samples.png").is_file()
     card = (tmp_path / "p" / "README.md").read_text()
     assert "- steps: 2 (stopped by the time limit before the 100 asked for" in card and "`--steps 2` repeats" in card
-    # the same request without the limit trains on, and its card has no such note
-    full = train_prior([data], tmp_path / "q", _tiny_config(steps=3), progress=False)
-    assert full.steps == 3 and "time limit" not in (tmp_path / "q" / "README.md").read_text()
+    # without the limit the run trains on; its checkpoints part-way are not said to be stopped
+    cards = []
+    monkeypatch.setattr(train_module, "atomic_write_text", lambda path, text: cards.append(text))
+    full = train_prior([data], tmp_path / "q", _tiny_config(steps=3, save_every=1), progress=False)
+    assert full.steps == 3 and len(cards) == 3 and not any("time limit" in c for c in cards)
+    assert "- steps: 1\n" in cards[0]
     with pytest.raises(VidplugError, match="--time-limit must be a positive"):
         train_prior([data], tmp_path / "r", _tiny_config(time_limit=0.0), progress=False)
     assert not (tmp_path / "r").exists()

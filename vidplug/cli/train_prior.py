@@ -90,7 +90,7 @@ def register(sub) -> None:
     g.add_argument("--sample-every", type=int, help=f"steps between samples.png, 0 = end only ({d.sample_every})")
     g.add_argument("--device", help=f"auto | cpu | cuda | cuda:N ({d.device})")
     g.add_argument("--time-limit", type=float, metavar="MIN", help="train at most MIN minutes in this invocation, "
-                   "then publish and stop (e.g. a GPU lease); the model card gives the --steps that reproduce it (none)")
+                   "then publish and stop (e.g. a GPU lease); the model card gives the --steps that repeat the run (none)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -165,15 +165,17 @@ def _write_samples(unet: nn.Module, out_dir: Path, config: TrainConfig) -> None:
         save_image(images, tmp, nrow=nrow, padding=2, pad_value=1.0)
 
 
-def model_card(result: TrainResult, config: TrainConfig, commands: list[str], source_frames: dict[str, int]) -> str:
-    """The README.md written next to the weights; ``commands``: the first run's command line, then each resume's."""
+def model_card(result: TrainResult, config: TrainConfig, commands: list[str], source_frames: dict[str, int],
+               time_limited: bool = False) -> str:
+    """The README.md written next to the weights; ``commands``: the first run's command line, then each resume's;
+    ``time_limited``: the run stopped at ``config.time_limit`` before ``config.steps``."""
     import diffusers
 
     data = "\n".join(f"- `{name}`: {n} frames" for name, n in source_frames.items())
     runs = "\n".join(f"    {c}" for c in commands) or "    (not recorded)"
     recipe = "\n".join(f"- {k}: {v}" for k, v in asdict(config).items() if k != "sources")
     stopped = (f" (stopped by the time limit before the {config.steps} asked for; the same command with `--steps "
-               f"{result.steps}` repeats the run)" if result.steps < config.steps else "")
+               f"{result.steps}` repeats the run)" if time_limited else "")
     return f"""# vidplug patch diffusion prior
 
 A small unconditional DDPM (epsilon prediction) trained by `vidplug train-prior` on random multi-scale
@@ -257,6 +259,7 @@ class _TrainingRun:
         self.scheduler = make_scheduler()
         self.num_params = sum(p.numel() for p in self.unet.parameters())
         self.step, self.elapsed, self.losses, self.commands = 0, 0.0, [], []
+        self.time_limited = False  # stopped by config.time_limit (said in the model card)
 
     def resume(self, ckpt_path: Path) -> None:
         state = _load_checkpoint(ckpt_path, self.config, self.unet, self.ema, self.optimizer, self.generator)
@@ -309,7 +312,7 @@ class _TrainingRun:
         _save_pretrained_atomic(self.scheduler, self.out_dir / "scheduler")
         if samples:
             _write_samples(self.ema, self.out_dir, self.config)
-        card = model_card(self.result(), self.config, self.commands, self.source_frames)
+        card = model_card(self.result(), self.config, self.commands, self.source_frames, self.time_limited)
         atomic_write_text(self.out_dir / "README.md", card)
 
 
@@ -375,7 +378,8 @@ def train_prior(
         run.train_step(sampler, autocast)
         bar.update(1)
         bar.set_postfix(loss=f"{sum(run.losses) / len(run.losses):.4f}")
-        last = run.step == config.steps or time.perf_counter() >= deadline
+        run.time_limited = run.step < config.steps and time.perf_counter() >= deadline
+        last = run.step == config.steps or run.time_limited
         if run.step % config.save_every == 0 or last:
             run.elapsed += time.perf_counter() - start
             start = time.perf_counter()
