@@ -385,7 +385,7 @@ def train_prior(
             start = time.perf_counter()
             every = config.sample_every > 0 and run.step % config.sample_every == 0
             run.publish(samples=last or every)
-        if last:
+        if run.time_limited:  # the loop's own condition ends a run that reached config.steps
             break
     bar.close()
     if run.step == first_step:
