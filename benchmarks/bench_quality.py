@@ -43,8 +43,8 @@ COLUMNS = (Column("psnr", "PSNR (dB)", ".2f", "max"), Column("ssim", "SSIM", ".4
            Column("warping_error", "WE (x1e-2)", ".4f", "min", 100.0), Column("s_per_frame", "s/frame", ".1f"))
 MAX_S_PER_FRAME = 5.0
 CONSISTENCY_KEYS = ("semantic_weight", "pixel_weight", "pixel_in_solve", "flow_model", "flow_refresh_every",
-                    "dis_full_resolution", "fusion_weight", "fusion_weight_cv", "fusion_rounds", "fusion_radius",
-                    "fusion_flows_from")
+                    "dis_full_resolution", "dis_smoothing", "fusion_weight", "fusion_weight_cv", "fusion_rounds",
+                    "fusion_radius", "fusion_flows_from")
 
 
 def goals(rows: dict[str, dict[str, Any]]) -> dict[str, bool]:

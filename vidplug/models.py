@@ -57,12 +57,13 @@ class Models:
 
     def run_flow(self, cfg: RestoreConfig):
         """The method's flow model (None when not loaded) with ``cfg``'s settings of the flow call
-        (``consistency.dis_full_resolution``): as for :meth:`run_prior`, models may be shared between runs of
-        different tasks (bench_quality), so each chunk sets its own here."""
+        (``consistency.dis_full_resolution``, ``consistency.dis_smoothing``): as for :meth:`run_prior`, models may be
+        shared between runs of different tasks (bench_quality), so each chunk sets its own here."""
         from vidplug.consistency.flow import DISFlow
 
         if isinstance(self.flow, DISFlow):
             self.flow.full_resolution = cfg.consistency.dis_full_resolution
+            self.flow.smoothing = cfg.consistency.dis_smoothing
         return self.flow
 
     def method_flow(self, cfg: RestoreConfig | None = None):

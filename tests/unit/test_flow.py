@@ -275,3 +275,48 @@ def test_each_run_sets_the_dis_resolution_and_the_metric_keeps_the_medium_preset
     assert models.metrics_flow() is not models.flow
     assert models.method_flow(cfg).name == "opencv_dis"  # the next run's own setting
     assert models.run_flow(full) is models.flow
+
+
+def test_dis_smoothing_averages_out_patch_noise_and_keeps_the_motion(monkeypatch):
+    """Where DIS's patch-wise vectors scatter around the motion (blurred or noisy estimates: here a fake DIS, the
+    true translation plus pixel-wise noise), the smoothed field errs far less and keeps the motion. Off (0), the flow
+    is DIS's own to the bit."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    true = np.array([2.0, -1.0], np.float32)
+
+    class ScatteredDIS:
+        def calc(self, a, b, _):
+            return (true + rng.normal(0.0, 1.0, a.shape + (2,))).astype(np.float32)
+
+    monkeypatch.setattr(cv2, "DISOpticalFlow_create", lambda preset: ScatteredDIS())
+    frames = translating_video(2, 64, 64, dx=2, dy=-1)
+    target = torch.from_numpy(true).view(1, 2, 1, 1)
+    err = {}
+    for sigma in (0.0, 3.0):
+        rng = np.random.default_rng(0)  # the same scatter for both
+        flow = DISFlow(smoothing=sigma)(frames[:1], frames[1:])
+        err[sigma] = (flow - target)[INTERIOR].norm(dim=1).mean().item()
+        assert (flow[INTERIOR].mean(dim=(2, 3)) - target.view(1, 2)).abs().max() < 0.1
+    assert err[3.0] < 0.2 * err[0.0], err
+    rng = np.random.default_rng(0)
+    raw = torch.from_numpy(ScatteredDIS().calc(np.zeros((64, 64), np.uint8), None, None)).permute(2, 0, 1)[None]
+    rng = np.random.default_rng(0)
+    assert torch.equal(DISFlow(smoothing=0.0)(frames[:1], frames[1:]), raw)
+
+
+def test_each_run_sets_the_dis_smoothing_and_the_metric_stays_raw():
+    from tests.conftest import tiny_run_config
+    from vidplug.config import apply_overrides
+    from vidplug.models import Models
+
+    cfg = tiny_run_config("consistency.flow_model=dis", "consistency.pixel_weight=0.05")
+    smoothed = apply_overrides(cfg, ["consistency.dis_smoothing=3"])
+    models = Models(cfg, torch.device("cpu"))
+    assert models.run_flow(smoothed).smoothing == 3.0
+    assert models.metrics_flow().smoothing == 0.0  # the warping error is scored on DIS's own flow
+    assert models.method_flow(cfg).smoothing == 0.0  # the next run's own setting
+    with pytest.raises(VidplugError, match="dis_smoothing must be >= 0"):
+        apply_overrides(cfg, ["consistency.dis_smoothing=-1"])

@@ -89,6 +89,10 @@ class ConsistencyConfig:
     # warps better (vidplug/consistency/flow.py DISFlow): large motion in small frames (configs/priors/tiny.yaml:
     # temporal). The warping-error metric always runs DIS's medium preset
     dis_full_resolution: bool = False
+    # sigma (pixels) of a Gaussian over DIS's flow fields (the method's flows; the metric's stay raw): patch-wise DIS
+    # on blurred or noisy estimates is noisy from pixel to pixel, and the fusion copies that noise into the estimate.
+    # 0 = off (configs/priors/tiny.yaml: 3)
+    dis_smoothing: float = 0.0
     flow_refresh_every: int = 50  # re-estimate flow from the current restoration every N iterations; 0 = never
     anchor_weight: float = 1.0  # weight tying a chunk's overlap frames to the previous chunk's result
     # multi-frame fusion (vidplug/consistency/fusion.py): with the pixel term on, the least-squares start
@@ -121,6 +125,8 @@ class ConsistencyConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if not self.dis_smoothing >= 0:
+            raise VidplugError(f"consistency.dis_smoothing must be >= 0 pixels (0 = off), got {self.dis_smoothing}")
         if not self.fusion_weight >= 0 or self.fusion_rounds < 1 or self.fusion_radius < 1:
             raise VidplugError(f"consistency.fusion_weight must be >= 0, fusion_rounds and fusion_radius >= 1, got "
                                f"{self.fusion_weight}, {self.fusion_rounds} and {self.fusion_radius}")

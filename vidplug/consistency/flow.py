@@ -167,15 +167,22 @@ class DISFlow(FlowModel):
     out, +0.16 dB on nine temporal segments against the hard choice, session 12). On the `tiny` prior's temporal task
     it won 1.5-1.6 dB where the motion is large (bikes, every 3rd frame) and lost 0.2-2.3 dB on temporal+deblur's
     blurred estimates (benchmarks/RESULTS.md, "Issue 18, session 11"), so configs/priors/tiny.yaml turns it on for
-    temporal only. The warping-error metric always runs the medium preset
+    temporal only. The warping-error metric always runs the medium preset, unsmoothed
     (:meth:`vidplug.models.Models.metrics_flow`).
+
+    With ``smoothing`` (a Gaussian's standard deviation in pixels) the flow field is smoothed last. DIS fits each
+    patch on its own, and on blurred or noisy estimates neighbouring patches disagree by pixels; the fusion couples
+    every pixel along its own vector, so that noise becomes the estimate's. Smoothed over sigma 3, the prior-free
+    fused start rose on all 18 tuning measurements (bikes: temporal+deblur on six segments, SR x4 and temporal on three;
+    benchmarks/RESULTS.md, "Issue 18, session 15").
     """
 
-    def __init__(self, preset: int | None = None, full_resolution: bool = False) -> None:
+    def __init__(self, preset: int | None = None, full_resolution: bool = False, smoothing: float = 0.0) -> None:
         import cv2
 
         self.preset = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset
         self.full_resolution = bool(full_resolution)
+        self.smoothing = float(smoothing)
 
     @property
     def name(self) -> str:
@@ -187,6 +194,14 @@ class DISFlow(FlowModel):
         return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)  # (n, 2, h, w)
 
     def _pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        import cv2
+
+        flow = self._dis(a, b)
+        if self.smoothing > 0:
+            flow = cv2.GaussianBlur(flow, (0, 0), self.smoothing, borderType=cv2.BORDER_REPLICATE)
+        return flow
+
+    def _dis(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import cv2
 
         dis = cv2.DISOpticalFlow_create(self.preset)  # one per call: the object holds per-run state

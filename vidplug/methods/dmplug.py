@@ -78,7 +78,7 @@ class DMPlugMethod:
         lo, hi = chunk.local(chunk.data_start), chunk.local(chunk.data_stop)
         data_op = CroppedOperator(op, lo, hi)
         prior = models.run_prior(cfg)  # this run's border padding
-        models.run_flow(cfg)  # and its settings of the flow call (consistency.dis_full_resolution)
+        models.run_flow(cfg)  # and its settings of the flow call (consistency.dis_*)
         fusing = _fusing(cfg, models, op, chunk)
         init, fusion = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1), fusing)
         terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
