@@ -91,7 +91,7 @@ class ConsistencyConfig:
     dis_full_resolution: bool = False
     # sigma (pixels) of a Gaussian over DIS's flow fields (the method's flows; the metric's stay raw): patch-wise DIS
     # on blurred or noisy estimates is noisy from pixel to pixel, and the fusion copies that noise into the estimate.
-    # 0 = off (configs/priors/tiny.yaml: 3)
+    # 0 = off; no shipped setting uses it (sigma 3 won on bikes, lost held out: benchmarks/RESULTS.md, session 15)
     dis_smoothing: float = 0.0
     flow_refresh_every: int = 50  # re-estimate flow from the current restoration every N iterations; 0 = never
     anchor_weight: float = 1.0  # weight tying a chunk's overlap frames to the previous chunk's result

@@ -171,10 +171,11 @@ class DISFlow(FlowModel):
     (:meth:`vidplug.models.Models.metrics_flow`).
 
     With ``smoothing`` (a Gaussian's standard deviation in pixels) the flow field is smoothed last. DIS fits each
-    patch on its own, and on blurred or noisy estimates neighbouring patches disagree by pixels; the fusion couples
-    every pixel along its own vector, so that noise becomes the estimate's. Smoothed over sigma 3, the prior-free
-    fused start rose on all 18 tuning measurements (bikes: temporal+deblur on six segments, SR x4 and temporal on three;
-    benchmarks/RESULTS.md, "Issue 18, session 15").
+    patch on its own, and on blurred or noisy estimates neighbouring patches disagree by pixels, which the fusion
+    copies into the estimate. No shipped setting uses it: at sigma 3 the `tiny` prior's full method gained on the
+    tuning clip (bikes, temporal at its frame rate: +0.04 to +0.18 dB) but lost on the held-out clips
+    (bmx-trees and bigbuckbunny, temporal and inpainting: -0.83 to +0.18 dB, -0.30 on average; benchmarks/RESULTS.md,
+    "Issue 18, session 15").
     """
 
     def __init__(self, preset: int | None = None, full_resolution: bool = False, smoothing: float = 0.0) -> None:
