@@ -46,8 +46,8 @@ def test_prior_files_set_defaults_under_the_user_settings(prior, tmp_path):
     recommended = load_yaml(CONFIGS / "priors" / f"{prior}.yaml")
     assert set(recommended) <= {"solver", "prior", "consistency", "tasks"}
     assert "name" not in recommended.get("prior", {})
-    cfg = load_config(None, ["task.name=sr4"], flags={"prior.name": prior})
-    assert "sr4" not in recommended.get("tasks", {})  # so the file's general settings are what sr4 gets
+    cfg = load_config(None, ["task.name=deblur"], flags={"prior.name": prior})
+    assert "deblur" not in recommended.get("tasks", {})  # so the file's general settings are what deblur gets
     assert {k: getattr(cfg.solver, k) for k in recommended["solver"]} == recommended["solver"]
     assert {k: getattr(cfg.prior, k) for k in recommended.get("prior", {})} == recommended.get("prior", {})
     general = recommended.get("consistency", {})
@@ -73,6 +73,10 @@ def test_a_prior_files_task_section_applies_to_that_task_only():
     assert inpaint.consistency.fusion_weight_cv == [0.01, 0.03, 0.1] and tiny["sr4"].fusion_weight_cv == []
     assert tiny["sr4"] == dataclasses.replace(inpaint.consistency, fusion_weight_cv=[])
     assert (inpaint.solver.iters, inpaint.solver.early_stop) == (1, False)  # the fused start, returned as it is
+    # SR (any factor) projects with less damping than the rest
+    damping = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).solver.project_damping
+               for t in ("sr4", "sr", "temporal", "deblur")}
+    assert damping["sr4"] == damping["sr"] < damping["temporal"] == damping["deblur"]
     iters = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).solver.iters
              for t in ("sr4", "temporal", "temporal+deblur")}
     assert iters == {"sr4": 15, "temporal": 15, "temporal+deblur": 12}  # temporal+deblur: the speed goal
