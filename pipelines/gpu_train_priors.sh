@@ -13,8 +13,8 @@
 #   pipelines/gpu_train_priors.sh .gpu/data "$OUT" 5.5 a="--batch 128" b="--batch 128 --scale-min 0.1" \
 #       c="--batch 32 --size 128 --scale-min 0.1"
 set -uo pipefail
+DATA=$(realpath "$1") OUT=$(realpath -m "$2") MINUTES=$3  # before the cd: paths relative to the caller's folder
 cd "$(dirname "$0")/.."
-DATA=$1 OUT=$2 MINUTES=$3
 shift 3
 PY=${PYTHON:-python3}
 mkdir -p "$OUT/runs"
