@@ -69,9 +69,10 @@ def test_a_prior_files_task_section_applies_to_that_task_only():
     # the temporal tasks' fused start picks its first flows (the observed frames are at full resolution there)
     assert [tiny[t].fusion_flows_from for t in ("temporal", "temporal+deblur", "sr4")] == ["auto", "auto", "estimate"]
     inpaint = load_config(None, ["task.name=inpaint"], flags={"prior.name": "tiny"})
-    # inpainting chooses its fusion weight per chunk from held-out observed pixels; otherwise SR's settings
+    # inpainting chooses its fusion weight and coupling mask per chunk from held-out observed pixels; otherwise SR's
     assert inpaint.consistency.fusion_weight_cv == [0.01, 0.03, 0.1] and tiny["sr4"].fusion_weight_cv == []
-    assert tiny["sr4"] == dataclasses.replace(inpaint.consistency, fusion_weight_cv=[])
+    assert inpaint.consistency.motion_boundaries_cv == [True, False] and tiny["sr4"].motion_boundaries_cv == []
+    assert tiny["sr4"] == dataclasses.replace(inpaint.consistency, fusion_weight_cv=[], motion_boundaries_cv=[])
     assert (inpaint.solver.iters, inpaint.solver.early_stop) == (1, False)  # the fused start, returned as it is
     # SR (any factor) projects with less damping than the rest
     damping = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).solver.project_damping

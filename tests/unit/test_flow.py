@@ -95,6 +95,26 @@ def test_occlusion_mask_true_flow_marks_covered_and_uncovered_regions():
     assert valid_0[static].all() and valid_1[static].all()
 
 
+def test_occlusion_mask_without_motion_boundaries_keeps_the_forward_backward_check_only():
+    h = w = 32
+    xs = torch.arange(w, dtype=torch.float32).expand(h, w)
+    fw = torch.zeros(1, 2, h, w)
+    fw[0, 0] = 0.5 * xs  # a zoom: frame 0's pixel x is at 1.5 x in frame 1, a flow gradient everywhere
+    bw = torch.zeros(1, 2, h, w)
+    bw[0, 0] = -xs / 3  # its exact inverse, so the forward-backward check passes everywhere
+    bw[0, 0, 4:8, 2:6] += 3.0  # except where the backward flow disagrees
+    lai = occlusion_mask(fw, bw)[0, 0]
+    check_only = occlusion_mask(fw, bw, motion_boundaries=False)[0, 0]
+    # |grad u|^2 = 0.25 beats 0.01 |u|^2 + 0.002 wherever u < 5 px: Lai's test calls those pixels a motion boundary
+    assert lai[:, 1:9].sum() == 0 and check_only[:, 1:9].sum() > 0
+    assert check_only[10:, :21].all()  # the consistent pixels all stay (those that land inside frame 1)
+    # the forward-backward failures go with both settings: frame 0's pixels landing in the disagreeing patch
+    landing = (xs * 1.5 >= 2) & (xs * 1.5 < 5)
+    rows = slice(4, 8)
+    assert check_only[rows][landing[rows]].sum() == 0 and lai[rows][landing[rows]].sum() == 0
+    assert torch.equal(occlusion_mask(fw, bw, motion_boundaries=True), occlusion_mask(fw, bw))  # the default
+
+
 def test_occlusion_mask_with_dis_flow_on_moving_square():
     size, x0, y0, step = 20, 12, 22, 4
     fw, bw = DISFlow().flow_pair(moving_square(size=size, x0=x0, y0=y0, step=step))

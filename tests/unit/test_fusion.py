@@ -101,7 +101,8 @@ def test_fusion_runs_only_with_the_pixel_term_and_changes_only_the_fused_start()
     fused, fusion = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
     plain, unfused = _least_squares_start(cfg, models, op, data_op, y, dagger, False)
     # the default: the least-squares estimate's flows, at consistency.fusion_weight
-    assert (fusion, unfused) == ({"flows_from": "estimate", "weight": cfg.consistency.fusion_weight}, {})
+    assert (fusion, unfused) == ({"flows_from": "estimate", "weight": cfg.consistency.fusion_weight,
+                                  "motion_boundaries": True}, {})
     assert torch.allclose(plain, project(data_op, y, dagger, 10, 0.01))
     assert not torch.allclose(fused, plain, atol=1e-3)
     for off in ("consistency.fusion_weight=0", "consistency.pixel_weight=0"):
@@ -123,7 +124,7 @@ def test_a_restore_with_the_pixel_term_reports_the_fusion(tmp_path):
                           "consistency.pixel_weight=0.05", "consistency.flow_model=dis", task=("task.name=sr4",))
     models = tiny_models(cfg)
     res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=models)
-    assert res.report["chunks"][0]["fusion"] == {"weight": cfg.consistency.fusion_weight,
+    assert res.report["chunks"][0]["fusion"] == {"weight": cfg.consistency.fusion_weight, "motion_boundaries": True,
                                                  "rounds": cfg.consistency.fusion_rounds, "radius": 1,
                                                  "pixel_in_solve": True, "flows_from": "estimate",
                                                  "uncoupled_pairs": []}
@@ -192,7 +193,7 @@ def test_auto_fusion_flows_keep_the_candidate_with_the_lower_warp_residual(monke
         assert results[mode][1]["flows_from"] == mode
     assert not torch.allclose(results["estimate"][0], results["observation"][0], atol=1e-4)
 
-    def score(flow, frames, min_coverage):  # the candidate equal to the preferred mode's result scores lower
+    def score(flow, frames, min_coverage, motion_boundaries):  # the candidate equal to the preferred mode's result scores lower
         return 0.0 if torch.equal(frames, results[preferred][0]) else 1.0
 
     monkeypatch.setattr(classical, "warp_residual", score)
@@ -322,7 +323,7 @@ def test_auto_fusion_flows_score_the_candidates_with_the_configured_pair_coverag
     cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_flows_from=auto",
                           "consistency.min_pair_coverage=0.3", task=("task.name=sr4",))
     seen = []
-    monkeypatch.setattr(classical, "warp_residual", lambda flow, frames, min_coverage: seen.append(min_coverage) or 0.0)
+    monkeypatch.setattr(classical, "warp_residual", lambda flow, frames, min_coverage, motion_boundaries: seen.append(min_coverage) or 0.0)
     classical.least_squares_estimate(data_op, y, dagger, 2, cfg.consistency, KnownFlow())
     assert seen == [0.3, 0.3]
 
@@ -396,7 +397,7 @@ def test_min_pair_coverage_reaches_the_fused_start_the_solve_and_the_projection(
     start, _ = _least_squares_start(cfg, models, op, data_op, y, dagger, True)
     assert seen and set(seen) == {0.3}
     seen.clear()
-    _projected(cfg, models, data_op, y, start, True, cfg.consistency.fusion_weight)
+    _projected(cfg.solver, cfg.consistency, models, data_op, y, start, True, cfg.consistency.fusion_weight)
     assert seen == [0.3]
     (pixel,) = [t for t in consistency_terms(cfg.consistency, models, chunk, dagger, None)
                 if isinstance(t, PixelConsistency)]
@@ -443,9 +444,9 @@ def test_cross_validation_never_sees_the_held_out_pixels(monkeypatch):
                           "consistency.fusion_cv_holdout=0.2", task=("task.name=inpaint",))
     seen, real = [], classical._fused
 
-    def spy(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, weight):
+    def spy(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, weight, boundaries):
         seen.append((fit_op.op.mask.clone(), y_fit.clone(), dagger_fit.clone(), weight))
-        return real(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, weight)
+        return real(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, weight, boundaries)
 
     monkeypatch.setattr(classical, "_fused", spy)
     classical.cross_validated_fusion_weight(data_op, y, 5, cfg.consistency, KnownFlow())
@@ -526,3 +527,62 @@ def test_one_large_hole_is_still_held_out_and_a_window_without_observed_pixels_i
     choice = classical.cross_validated_fusion_weight(CroppedOperator(blind, 0, 2), blind(truth), 5, cfg.consistency,
                                                      KnownFlow())
     assert choice["weight"] == cfg.consistency.fusion_weight and "no observed pixel to hold out" in choice["note"]
+
+
+def test_the_cross_validation_also_chooses_the_coupling_mask_and_reports_every_pair(tmp_path):
+    from vidplug.io import write_video
+    from vidplug.pipeline import restore_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(3, 16, 16), clip, fps=8.0)
+    cfg = tiny_run_config("solver.init_refine_steps=5", "solver.project_steps=5", "solver.iters=1",
+                          "consistency.pixel_weight=0.05", "consistency.flow_model=dis",
+                          "consistency.fusion_weight_cv=[0.01,0.1]", "consistency.motion_boundaries_cv=[true,false]",
+                          task=("task.name=inpaint",))
+    res = restore_video(clip, tmp_path / "r.mp4", cfg, simulate=True, progress=False, models=tiny_models(cfg))
+    fusion = res.report["chunks"][0]["fusion"]
+    assert [(c["motion_boundaries"], c["weight"]) for c in fusion["weight_cv"]] == [
+        (True, 0.01), (True, 0.1), (False, 0.01), (False, 0.1)]
+    best = min(fusion["weight_cv"], key=lambda c: c["held_out_mse"])
+    assert (fusion["weight"], fusion["motion_boundaries"]) == (best["weight"], best["motion_boundaries"])
+    for bad in ("consistency.motion_boundaries_cv=[1]", "consistency.motion_boundaries_cv=[yes_please]"):
+        with pytest.raises(VidplugError, match="motion_boundaries_cv"):
+            apply_overrides(cfg, [bad])
+
+
+def test_the_chosen_coupling_mask_reaches_the_start_the_solve_and_the_projection(monkeypatch, tmp_path):
+    from vidplug.consistency import fusion as fusion_module
+    from vidplug.consistency import pixel as pixel_module
+    from vidplug.consistency import warp
+    from vidplug.io import write_video
+    from vidplug.methods import classical
+    from vidplug.pipeline import restore_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(make_translating_video(3, 16, 16), clip, fps=8.0)
+    cfg = tiny_run_config("solver.init_refine_steps=5", "solver.project_steps=5", "solver.iters=2",
+                          "consistency.pixel_weight=0.05", "consistency.flow_model=dis", "consistency.flow_refresh_every=1",
+                          task=("task.name=inpaint",))
+    seen = []
+
+    def spy(fw, bw, min_coverage=0.0, motion_boundaries=True):
+        seen.append(motion_boundaries)
+        return warp.correspondence_mask(fw, bw, min_coverage, motion_boundaries)
+
+    monkeypatch.setattr(fusion_module, "correspondence_mask", spy)
+    monkeypatch.setattr(pixel_module, "correspondence_mask", spy)
+    res = restore_video(clip, tmp_path / "a.mp4", cfg, simulate=True, progress=False, models=tiny_models(cfg))
+    assert seen and set(seen) == {True}  # the default: Lai's mask everywhere
+    assert res.report["chunks"][0]["fusion"]["motion_boundaries"] is True
+    seen.clear()
+    picked = {"weight": 0.1, "motion_boundaries": False, "weight_cv": []}
+    monkeypatch.setattr(classical, "cross_validated_fusion_weight", lambda *a: dict(picked))
+    cv = apply_overrides(cfg, ["consistency.motion_boundaries_cv=[true,false]"])
+    res = restore_video(clip, tmp_path / "b.mp4", cv, simulate=True, progress=False, models=tiny_models(cv))
+    # the start's fusion rounds, the pixel term's flow refreshes and the projection all used the chosen mask
+    assert len(seen) >= cv.consistency.fusion_rounds + 2 and set(seen) == {False}
+    assert res.report["chunks"][0]["fusion"]["motion_boundaries"] is False
+    fixed = apply_overrides(cfg, ["consistency.motion_boundaries=false"])  # the setting without cross-validation
+    seen.clear()
+    restore_video(clip, tmp_path / "c.mp4", fixed, simulate=True, progress=False, models=tiny_models(fixed))
+    assert seen and set(seen) == {False}

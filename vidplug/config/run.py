@@ -108,6 +108,13 @@ class ConsistencyConfig:
     # (configs/priors/tiny.yaml: inpaint; the best fixed weight ranged from 0.03 to 0.1 over bikes' segments)
     fusion_weight_cv: list[float] = field(default_factory=list)
     fusion_cv_holdout: float = 0.1
+    # the coupling's mask (pixel term, fusion, projection): the forward-backward check, and with motion_boundaries
+    # Lai et al.'s motion-boundary test too (the warping-error metric always uses both). On flows estimated from
+    # restorations the boundary test also fires on the flow's own noise, dropping pixels that would couple well.
+    motion_boundaries: bool = True
+    # both settings tried per chunk by the held-out pixels of fusion_weight_cv (with each of its weights), the best
+    # pair used (inpainting: configs/priors/tiny.yaml). Empty: motion_boundaries
+    motion_boundaries_cv: list[bool] = field(default_factory=list)
     # the fused start's first flows, estimated on: estimate (the least-squares estimate), observation (A_dagger(y): the
     # observed frames, bicubic for SR), or auto (fuse from both, keep the one more consistent under its own flows, no
     # ground truth; configs/priors/tiny.yaml: the temporal tasks)
@@ -133,6 +140,9 @@ class ConsistencyConfig:
         if not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in self.fusion_weight_cv):
             raise VidplugError(f"consistency.fusion_weight_cv must be a list of weights >= 0 (e.g. [0.01, 0.03, 0.1]), "
                                f"got {self.fusion_weight_cv}")
+        if not all(isinstance(m, bool) for m in self.motion_boundaries_cv):
+            raise VidplugError(f"consistency.motion_boundaries_cv must be a list of true / false (e.g. [true, false]), "
+                               f"got {self.motion_boundaries_cv}")
         if not 0 < self.fusion_cv_holdout < 1:
             raise VidplugError(f"consistency.fusion_cv_holdout must be in (0, 1) (a fraction of the observed pixels), "
                                f"got {self.fusion_cv_holdout}")

@@ -56,13 +56,14 @@ class FlowCoupling:
     @classmethod
     @torch.no_grad()
     def from_frames(cls, flow_model: FlowModel, frames: Tensor, weight: float, step: int = 1,
-                    min_coverage: float = 0.0) -> FlowCoupling:
+                    min_coverage: float = 0.0, motion_boundaries: bool = True) -> FlowCoupling:
         """Flows and the forward-backward occlusion mask between the frames ``step`` apart of ``frames (T, C, H,
-        W)`` in [0, 1] (T > step); pairs with correspondences on less than ``min_coverage`` of the frame are not
-        coupled (:func:`~vidplug.consistency.warp.drop_sparse_pairs`: scene cuts)."""
+        W)`` in [0, 1] (T > step), motion boundaries masked too unless ``motion_boundaries`` is False; pairs with
+        correspondences on less than ``min_coverage`` of the frame are not coupled
+        (:func:`~vidplug.consistency.warp.correspondence_mask`: scene cuts)."""
         frames = frames.detach().clamp(0, 1)
         fw, bw = (f.to(frames.device) for f in flow_model.flow_pair(frames, step))
-        return cls(fw, correspondence_mask(fw, bw, min_coverage), weight, step)
+        return cls(fw, correspondence_mask(fw, bw, min_coverage, motion_boundaries), weight, step)
 
     def uncoupled(self) -> list[int]:
         """The pairs ``t`` (frames ``t`` and ``t + step``) with no coupled pixel: a scene cut, or no correspondence."""
@@ -83,17 +84,19 @@ class FlowCoupling:
 
 
 def couplings(flow_model: FlowModel, frames: Tensor, weight: float, radius: int = 1,
-              min_coverage: float = 0.0) -> list[FlowCoupling]:
+              min_coverage: float = 0.0, motion_boundaries: bool = True) -> list[FlowCoupling]:
     """The flow couplings of the distances ``d = 1..radius`` (fewer where the window is shorter), flows estimated on
     ``frames (T, C, H, W)``, pairs under ``min_coverage`` uncoupled; empty when there is nothing to couple (one frame,
     weight 0). Their normal operators add up: ``v -> sum_d weight L_d^T L_d v``."""
+    if weight <= 0:
+        return []
     steps = range(1, min(int(radius), frames.shape[0] - 1) + 1)
-    return [FlowCoupling.from_frames(flow_model, frames, weight, d, min_coverage) for d in steps] if weight > 0 else []
+    return [FlowCoupling.from_frames(flow_model, frames, weight, d, min_coverage, motion_boundaries) for d in steps]
 
 
 def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *, weight: float, rounds: int,
          steps: int, damping: float, radius: int = 1, first_flows: Tensor | None = None,
-         min_coverage: float = 0.0, report: dict | None = None) -> Tensor:
+         min_coverage: float = 0.0, motion_boundaries: bool = True, report: dict | None = None) -> Tensor:
     """Flow-coupled damped least squares: ``rounds`` times, flows from the current estimate, then ``steps`` CG steps
     on ``|A x - y|^2 + weight sum_d |L_d x|^2 + damping |x - anchor|^2`` from it (``d = 1..radius``).
 
@@ -106,6 +109,8 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
         first_flows (Tensor, optional): ``(T, C, H, W)`` frames the first round's flows are estimated on instead of
             ``start`` (e.g. the observed frames); later rounds estimate them on the current estimate.
         min_coverage: pairs whose correspondences cover less of the frame are not coupled (scene cuts).
+        motion_boundaries: mask the flows' motion boundaries as well as the forward-backward check's failures
+            (:func:`~vidplug.consistency.warp.occlusion_mask`).
         report (dict, optional): receives ``uncoupled_pairs``, the pairs ``[t, t + d]`` (window frame indices) that
             the last round left uncoupled.
 
@@ -116,7 +121,7 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
     with torch.no_grad():
         for i in range(max(int(rounds), 1)):
             source = first_flows if i == 0 and first_flows is not None else x
-            coupled = couplings(flow_model, source, weight, radius, min_coverage)
+            coupled = couplings(flow_model, source, weight, radius, min_coverage, motion_boundaries)
             normal = (lambda v, cs=coupled: sum(c.normal(v) for c in cs)) if coupled else None
             x = VideoOperator.least_squares(op, y, anchor, steps, damping, regulariser=normal, start=x).clamp(0, 1)
     if report is not None:
@@ -125,13 +130,15 @@ def fuse(op, y: Tensor, anchor: Tensor, start: Tensor, flow_model: FlowModel, *,
 
 
 @torch.no_grad()
-def warp_residual(flow_model: FlowModel, frames: Tensor, min_coverage: float = 0.0) -> float:
+def warp_residual(flow_model: FlowModel, frames: Tensor, min_coverage: float = 0.0,
+                  motion_boundaries: bool = True) -> float:
     """How far ``frames (T, C, H, W)`` in [0, 1] are from one consistently moving scene, without ground truth: the
     mean squared residual ``|x_t - W(x_{t+1}, fw_t)|^2`` over the pixels with a correspondence, flows estimated on
     the frames themselves, pairs under ``min_coverage`` left out as the fusion leaves them uncoupled (scene cuts).
     Lower is more consistent; 0.0 for one frame."""
     if frames.shape[0] < 2:
         return 0.0
-    coupling = FlowCoupling.from_frames(flow_model, frames, 1.0, min_coverage=min_coverage)
+    coupling = FlowCoupling.from_frames(flow_model, frames, 1.0, min_coverage=min_coverage,
+                                        motion_boundaries=motion_boundaries)
     valid = coupling.mask.sum().clamp_min(1.0) * frames.shape[1]
     return float(coupling.residual(frames).pow(2).sum() / valid)

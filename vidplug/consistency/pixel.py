@@ -55,13 +55,15 @@ class PixelConsistency:
         refresh_every: re-estimate flows every this many iterations; 0 = never.
         min_coverage: a pair whose mask covers less of the frame is not coupled at all (a scene cut:
             :func:`~vidplug.consistency.warp.drop_sparse_pairs`); 0 = every pair.
+        motion_boundaries: the mask drops the flows' motion boundaries too (Lai's mask); False: the
+            forward-backward check alone (``consistency.motion_boundaries``).
     """
 
     name = "pixel"
 
     def __init__(
         self, flow_model: FlowModel | None = None, weight: float = 1.0, norm: str = "l1", refresh_every: int = 0,
-        min_coverage: float = 0.0,
+        min_coverage: float = 0.0, motion_boundaries: bool = True,
     ) -> None:
         if int(refresh_every) < 0:
             raise VidplugError(f"flow refresh_every must be >= 0 (0 = never), got {refresh_every}")
@@ -70,6 +72,7 @@ class PixelConsistency:
         self.norm = _check_norm(norm)
         self.refresh_every = int(refresh_every)
         self.min_coverage = float(min_coverage)
+        self.motion_boundaries = bool(motion_boundaries)
         self.fw: Tensor | None = None  # (T-1, 2, H, W) flow t -> t+1
         self.bw: Tensor | None = None  # (T-1, 2, H, W) flow t+1 -> t
         self.mask: Tensor | None = None  # (T-1, 1, H, W) 1 = valid pixel of frame t
@@ -100,7 +103,7 @@ class PixelConsistency:
             )
         fw, bw = fw.detach().float(), bw.detach().float()
         if mask is None:
-            mask = correspondence_mask(fw, bw, self.min_coverage)
+            mask = correspondence_mask(fw, bw, self.min_coverage, self.motion_boundaries)
         self.fw, self.bw, self.mask = fw, bw, mask.detach().float()
 
     def _maybe_refresh(self, x: Tensor, iteration: int) -> None:

@@ -34,7 +34,7 @@ def flow_warp(x: Tensor, flow: Tensor, padding_mode: str = "border") -> Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
-def occlusion_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
+def occlusion_mask(flow_fw: Tensor, flow_bw: Tensor, motion_boundaries: bool = True) -> Tensor:
     """Valid-pixel mask of Lai et al. (ECCV 2018, after Ruder et al. 2016) for the pair (a, b).
 
     A pixel of frame a is invalid (0) when the forward-backward check fails,
@@ -46,6 +46,9 @@ def occlusion_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
     Args:
         flow_fw (Tensor): (n, 2, h, w) flow from a to b.
         flow_bw (Tensor): (n, 2, h, w) flow from b to a.
+        motion_boundaries: also drop the motion boundaries (Lai's mask). False keeps the forward-backward check
+            alone: on flows estimated from restorations the boundary test also fires on the flow's own noise
+            (``consistency.motion_boundaries``; the metric always uses Lai's mask).
 
     Returns:
         Tensor: (n, 1, h, w) float mask, 1 = valid (visible in both frames), 0 = occluded or motion boundary.
@@ -54,6 +57,8 @@ def occlusion_mask(flow_fw: Tensor, flow_bw: Tensor) -> Tensor:
     sum_sq = (flow_fw + bw_at_a).pow(2).sum(1)  # (n, h, w)
     mag_sq = flow_fw.pow(2).sum(1) + bw_at_a.pow(2).sum(1)
     occluded = sum_sq > 0.01 * mag_sq + 0.5
+    if not motion_boundaries:
+        return (~occluded).unsqueeze(1).to(flow_fw.dtype)
     # motion boundaries: spatial gradient of the flow at a, forward differences, zero at the far edge
     d_dx = F.pad(flow_fw[:, :, :, 1:] - flow_fw[:, :, :, :-1], (0, 1, 0, 0))
     d_dy = F.pad(flow_fw[:, :, 1:, :] - flow_fw[:, :, :-1, :], (0, 0, 0, 1))
@@ -91,8 +96,11 @@ def inside_mask(flow: Tensor, margin: float = 1e-3) -> Tensor:
     return ok.unsqueeze(1).to(flow.dtype)
 
 
-def correspondence_mask(flow_fw: Tensor, flow_bw: Tensor, min_coverage: float = 0.0) -> Tensor:
+def correspondence_mask(flow_fw: Tensor, flow_bw: Tensor, min_coverage: float = 0.0,
+                        motion_boundaries: bool = True) -> Tensor:
     """(n, 1, h, w): 1 where a pixel of frame a has a correspondence in frame b, i.e. :func:`occlusion_mask` (not
-    occluded, not on a motion boundary) times :func:`inside_mask` (does not move out of view); pairs whose
-    correspondences cover less than ``min_coverage`` of the frame are 0 throughout (:func:`drop_sparse_pairs`)."""
-    return drop_sparse_pairs(occlusion_mask(flow_fw, flow_bw) * inside_mask(flow_fw), min_coverage)
+    occluded, and not on a motion boundary unless ``motion_boundaries`` is False) times :func:`inside_mask` (does not
+    move out of view); pairs whose correspondences cover less than ``min_coverage`` of the frame are 0 throughout
+    (:func:`drop_sparse_pairs`)."""
+    valid = occlusion_mask(flow_fw, flow_bw, motion_boundaries) * inside_mask(flow_fw)
+    return drop_sparse_pairs(valid, min_coverage)

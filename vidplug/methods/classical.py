@@ -34,8 +34,9 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
                            flow=None) -> tuple[Tensor, dict]:
     """The least-squares baseline's estimate of a chunk window ``(T, C, H, W)``: ``steps`` damped CG steps (damping
     LS_DAMPING) from the pseudo-inverse ``dagger``; with a ``flow`` model, then fused with the neighbouring frames'
-    observations (:func:`vidplug.consistency.fusion.fuse` at ``cons.fusion_weight``, or the weight that
-    :func:`cross_validated_fusion_weight` picks from ``cons.fusion_weight_cv``, for ``cons.fusion_rounds``).
+    observations (:func:`vidplug.consistency.fusion.fuse` at ``cons.fusion_weight`` and ``cons.motion_boundaries``,
+    or what :func:`cross_validated_fusion_weight` picks from ``cons.fusion_weight_cv`` and
+    ``cons.motion_boundaries_cv``, for ``cons.fusion_rounds``).
 
     The fusion's first flows are estimated on the least-squares estimate or on ``dagger`` (the observed frames;
     bicubic for SR), as ``cons.fusion_flows_from`` says; ``auto`` fuses from both and keeps the result that is more
@@ -43,35 +44,38 @@ def least_squares_estimate(data_op: CroppedOperator, y: Tensor, dagger: Tensor, 
 
     Returns:
         the estimate, and what the fusion did: ``{}`` unfused, else ``flows_from`` (``"estimate"`` /
-        ``"observation"``), ``weight`` and, when cross-validated, ``weight_cv`` (each candidate's ``weight`` and
-        ``held_out_mse``) or a ``note`` saying why it was not.
+        ``"observation"``), ``weight``, ``motion_boundaries`` and, when cross-validated, ``weight_cv`` (each
+        candidate's ``weight``, ``motion_boundaries`` and ``held_out_mse``) or a ``note`` saying why it was not.
     """
     x = project(data_op, y, dagger, steps, LS_DAMPING)
     if flow is None:
         return x, {}
-    info = cross_validated_fusion_weight(data_op, y, steps, cons, flow) if cons.fusion_weight_cv else {}
+    cross_validate = cons.fusion_weight_cv or cons.motion_boundaries_cv
+    info = cross_validated_fusion_weight(data_op, y, steps, cons, flow) if cross_validate else {}
     weight = info.setdefault("weight", cons.fusion_weight)
-    fused, chosen = _fused(data_op, y, dagger, x, steps, cons, flow, weight)
+    boundaries = info.setdefault("motion_boundaries", cons.motion_boundaries)
+    fused, chosen = _fused(data_op, y, dagger, x, steps, cons, flow, weight, boundaries)
     return fused, info | {"flows_from": chosen}
 
 
 def _fused(data_op: CroppedOperator, y: Tensor, dagger: Tensor, x: Tensor, steps: int, cons, flow,
-           weight: float) -> tuple[Tensor, str]:
-    """The least-squares estimate ``x`` fused at ``weight`` (:func:`least_squares_estimate`'s fusion), and which
-    frames its first flows came from (``"estimate"`` / ``"observation"``)."""
+           weight: float, motion_boundaries: bool) -> tuple[Tensor, str]:
+    """The least-squares estimate ``x`` fused at ``weight`` with the coupling mask ``motion_boundaries``
+    (:func:`least_squares_estimate`'s fusion), and which frames its first flows came from (``"estimate"`` /
+    ``"observation"``)."""
     sources = {"estimate": None, "observation": dagger}
     names = list(sources) if cons.fusion_flows_from == "auto" else [cons.fusion_flows_from]
+    masks = {"min_coverage": cons.min_pair_coverage, "motion_boundaries": motion_boundaries}
     fused = {name: fuse(data_op, y, dagger, x, flow, weight=weight, rounds=cons.fusion_rounds, steps=steps,
-                        damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name],
-                        min_coverage=cons.min_pair_coverage)
+                        damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name], **masks)
              for name in names}
-    chosen = names[0] if len(fused) == 1 else min(
-        fused, key=lambda name: warp_residual(flow, fused[name], cons.min_pair_coverage))
+    chosen = names[0] if len(fused) == 1 else min(fused, key=lambda name: warp_residual(flow, fused[name], **masks))
     return fused[chosen], chosen
 
 
 def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: int, cons, flow) -> dict:
-    """Pick the fusion weight from ``cons.fusion_weight_cv`` by held-out pixels, without ground truth.
+    """Pick the fusion weight from ``cons.fusion_weight_cv``, and the coupling mask from
+    ``cons.motion_boundaries_cv``, by held-out pixels, without ground truth (an empty list: the fixed setting).
 
     For an operator that observes a subset of the pixels (one with ``with_mask``: inpainting), about
     ``cons.fusion_cv_holdout`` of the observed pixels is removed from the observation, shaped like the frame's
@@ -81,34 +85,39 @@ def cross_validated_fusion_weight(data_op: CroppedOperator, y: Tensor, steps: in
     closest to the held-out observed values (mean squared error) wins. Spatial fill and the neighbours' warped
     pixels compete there, so the weight follows how well the flows hold on this clip: the best fixed weight was 0.03
     on some of bikes' segments and 0.1 on others, and at 256x256 the shipped 0.1 lost to the fill alone on bmx-trees
-    (benchmarks/RESULTS.md, "Issue 18, session 12").
+    (benchmarks/RESULTS.md, "Issue 18, session 12"). Every pair of a weight and a mask setting is tried: whether
+    the motion-boundary test helps depends on the clip as well (session 16).
 
     Returns:
-        ``{"weight": w, "weight_cv": [{"weight": candidate, "held_out_mse": error}, ...]}``, or ``{"weight":
-        cons.fusion_weight, "note": ...}`` for an operator without a pixel mask or a window with nothing to hold
+        ``{"weight": w, "motion_boundaries": m, "weight_cv": [{"weight": candidate, "motion_boundaries": setting,
+        "held_out_mse": error}, ...]}``, or ``{"weight": cons.fusion_weight, "motion_boundaries":
+        cons.motion_boundaries, "note": ...}`` for an operator without a pixel mask or a window with nothing to hold
         out.
     """
     op = data_op.op
+    fixed = {"weight": cons.fusion_weight, "motion_boundaries": cons.motion_boundaries}
+    used = f"consistency.fusion_weight {cons.fusion_weight} and motion_boundaries {cons.motion_boundaries}"
     if not hasattr(op, "with_mask"):
-        return {"weight": cons.fusion_weight,
-                "note": f"consistency.fusion_weight_cv needs an operator with a pixel mask (inpainting); the fusion "
-                        f"used consistency.fusion_weight {cons.fusion_weight}"}
+        keys = [f"consistency.{k}" for k in ("fusion_weight_cv", "motion_boundaries_cv") if getattr(cons, k)]
+        return fixed | {"note": f"{' and '.join(keys)} {'needs' if len(keys) == 1 else 'need'} an operator with a "
+                                f"pixel mask (inpainting); the fusion used {used}"}
     observed = op.mask
     held = held_out_pixels(observed, cons.fusion_cv_holdout)  # (T, 1, H, W)
     if not bool(held.any()):
-        return {"weight": cons.fusion_weight,
-                "note": f"consistency.fusion_weight_cv: no observed pixel to hold out in this window; the fusion used "
-                        f"consistency.fusion_weight {cons.fusion_weight}"}
+        return fixed | {"note": f"consistency.fusion_weight_cv: no observed pixel to hold out in this window; the "
+                                f"fusion used {used}"}
     fit_op = CroppedOperator(op.with_mask(observed - held), data_op.lo, data_op.hi)
     y_fit = y * (1 - held)
     dagger_fit = fit_op.A_dagger(y_fit).clamp(0, 1)
     x_fit = project(fit_op, y_fit, dagger_fit, steps, LS_DAMPING)  # the same for every candidate
     scores = []
-    for w in cons.fusion_weight_cv:
-        est, _ = _fused(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, w)
-        scores.append({"weight": w, "held_out_mse": float(((est - y) ** 2 * held).sum()
-                                                          / (held.sum() * y.shape[1]).clamp_min(1))})
-    return {"weight": min(scores, key=lambda s: s["held_out_mse"])["weight"], "weight_cv": scores}
+    for boundaries in cons.motion_boundaries_cv or [cons.motion_boundaries]:
+        for w in cons.fusion_weight_cv or [cons.fusion_weight]:
+            est, _ = _fused(fit_op, y_fit, dagger_fit, x_fit, steps, cons, flow, w, boundaries)
+            error = float(((est - y) ** 2 * held).sum() / (held.sum() * y.shape[1]).clamp_min(1))
+            scores.append({"weight": w, "motion_boundaries": boundaries, "held_out_mse": error})
+    best = min(scores, key=lambda s: s["held_out_mse"])
+    return {"weight": best["weight"], "motion_boundaries": best["motion_boundaries"], "weight_cv": scores}
 
 
 class LeastSquares:
@@ -128,7 +137,8 @@ class LeastSquares:
                                            LS_STEPS, cons, flow)
         summary = {"method": self.name, "steps": LS_STEPS, "damping": LS_DAMPING}
         if flow is not None:
-            summary |= {"fusion_weight": fusion["weight"], "fusion_rounds": cons.fusion_rounds,
+            summary |= {"fusion_weight": fusion["weight"], "motion_boundaries": fusion["motion_boundaries"],
+                        "fusion_rounds": cons.fusion_rounds,
                         "fusion_radius": cons.fusion_radius, "fusion_flows_from": fusion["flows_from"],
                         "flow_model": flow.name}
             if "weight_cv" in fusion:

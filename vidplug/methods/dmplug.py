@@ -6,6 +6,8 @@ seeds and passes them to :func:`vidplug.solver.solve`, which only sees component
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import Tensor
 
 from vidplug.consistency.fusion import FlowCoupling, fuse
@@ -37,7 +39,7 @@ def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor 
     if models.flow is not None and cons.couples(chunk.window_len) and cons.pixel_weight > 0 and cons.pixel_in_solve:
         pixel = PixelConsistency(
             models.flow, weight=cons.pixel_weight, norm=cons.pixel_norm, refresh_every=cons.flow_refresh_every,
-            min_coverage=cons.min_pair_coverage,
+            min_coverage=cons.min_pair_coverage, motion_boundaries=cons.motion_boundaries,
         )
         pixel.set_flows_from(init)  # progressive refinement starts from the pseudo-inverse / bicubic estimate
         terms.append(pixel)
@@ -59,7 +61,8 @@ def _scene_cuts(cons, models, init: Tensor, pixel=None) -> list[int]:
         return uncoupled_pairs(pixel.mask)
     if models.flow is None:
         return []
-    return FlowCoupling.from_frames(models.flow, init, 1.0, min_coverage=cons.min_pair_coverage).uncoupled()
+    return FlowCoupling.from_frames(models.flow, init, 1.0, min_coverage=cons.min_pair_coverage,
+                                    motion_boundaries=cons.motion_boundaries).uncoupled()
 
 
 class DMPlugMethod:
@@ -81,17 +84,20 @@ class DMPlugMethod:
         models.run_flow(cfg)  # and its settings of the flow call (consistency.dis_*)
         fusing = _fusing(cfg, models, op, chunk)
         init, fusion = _least_squares_start(cfg, models, op, data_op, y[lo:hi], op.A_dagger(y).clamp(0, 1), fusing)
-        terms = consistency_terms(cfg.consistency, models, chunk, init, anchors)
+        # the coupling mask the start used (cross-validated or not) is the solve's and the projection's too
+        cons = replace(cfg.consistency, motion_boundaries=fusion.get("motion_boundaries",
+                                                                     cfg.consistency.motion_boundaries))
+        terms = consistency_terms(cons, models, chunk, init, anchors)
         z0, offset = _start(cfg, prior, chunk, init)
         result = solve(y[lo:hi], data_op, prior, sv, extra_terms=terms, z_init=z0, frame_shape=tuple(init.shape),
                        reference=reference, progress=progress, desc=f"chunk {chunk.index}",
                        on_iterate=self.on_iterate, x_offset=offset)
         frames, summary = result.frames, result.to_dict()
-        cons = cfg.consistency
         note = cons.coupling_note(chunk.window_len) if models.flow is not None and cons.pixel_weight > 0 else None
         weight = fusion.get("weight", cons.fusion_weight)  # the start's, cross-validated or not; the projection's too
         if fusing:  # the report says that the start (and the projection) fused the neighbouring frames
-            summary["fusion"] = {"weight": weight, "rounds": cons.fusion_rounds, "radius": cons.fusion_radius,
+            summary["fusion"] = {"weight": weight, "motion_boundaries": cons.motion_boundaries,
+                                 "rounds": cons.fusion_rounds, "radius": cons.fusion_radius,
                                  "pixel_in_solve": cons.pixel_in_solve}
             # the start was fused too (not only the projection): its first flows' source, and the weight's choice
             summary["fusion"] |= {k: fusion[k] for k in ("flows_from", "weight_cv") if k in fusion}
@@ -100,7 +106,7 @@ class DMPlugMethod:
                 summary.setdefault("notes", []).append(n)  # after the solver's own notes
         if sv.project_steps > 0 and op.linear:
             projection: dict = {}
-            frames = _projected(cfg, models, data_op, y[lo:hi], frames, fusing, weight, projection)
+            frames = _projected(cfg.solver, cons, models, data_op, y[lo:hi], frames, fusing, weight, projection)
             if fusing:  # which neighbouring frames its flows left uncoupled (scene cuts), as frame numbers of the clip
                 summary["fusion"]["uncoupled_pairs"] = [[chunk.window_start + t for t in pair]
                                                         for pair in projection["uncoupled_pairs"]]
@@ -134,18 +140,17 @@ def _least_squares_start(cfg, models, op, data_op: CroppedOperator, y: Tensor, d
                                   models.flow if fusing else None)
 
 
-def _projected(cfg, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool, weight: float,
+def _projected(sv, cons, models, data_op: CroppedOperator, y: Tensor, frames: Tensor, fusing: bool, weight: float,
                report: dict | None = None) -> Tensor:
-    """Measurement consistency after the solve (``solver.project_steps`` CG steps at ``project_damping`` from the
-    restoration); when ``fusing`` the neighbours' observations are fused too, with flows from the restoration, and
-    ``report`` receives the pairs they leave uncoupled (:func:`~vidplug.consistency.fusion.fuse`)."""
-    sv = cfg.solver
+    """Measurement consistency after the solve (``sv.project_steps`` CG steps at ``sv.project_damping`` from the
+    restoration); when ``fusing`` the neighbours' observations are fused too (``cons``' coupling mask), with flows
+    from the restoration, and ``report`` receives the pairs they leave uncoupled
+    (:func:`~vidplug.consistency.fusion.fuse`)."""
     if not fusing:
         return project(data_op, y, frames, sv.project_steps, sv.project_damping)
-    cons = cfg.consistency
     return fuse(data_op, y, frames, frames, models.flow, weight=weight, rounds=1, steps=sv.project_steps,
                 damping=sv.project_damping, radius=cons.fusion_radius, min_coverage=cons.min_pair_coverage,
-                report=report)
+                motion_boundaries=cons.motion_boundaries, report=report)
 
 
 def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | None]:
