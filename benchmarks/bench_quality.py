@@ -43,8 +43,8 @@ COLUMNS = (Column("psnr", "PSNR (dB)", ".2f", "max"), Column("ssim", "SSIM", ".4
            Column("warping_error", "WE (x1e-2)", ".4f", "min", 100.0), Column("s_per_frame", "s/frame", ".1f"))
 MAX_S_PER_FRAME = 5.0
 CONSISTENCY_KEYS = ("semantic_weight", "pixel_weight", "pixel_in_solve", "flow_model", "flow_refresh_every",
-                    "dis_full_resolution", "dis_smoothing", "fusion_weight", "fusion_weight_cv", "fusion_rounds",
-                    "fusion_radius", "fusion_flows_from")
+                    "dis_full_resolution", "dis_smoothing", "fusion_weight", "fusion_weight_cv", "motion_boundaries",
+                    "motion_boundaries_cv", "fusion_rounds", "fusion_radius", "fusion_flows_from")
 
 
 def goals(rows: dict[str, dict[str, Any]]) -> dict[str, bool]:
@@ -98,9 +98,11 @@ def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, m
             # which frames each chunk's fused start took its first flows from (consistency.fusion_flows_from=auto)
             rows[name]["fusion_flows_from"] = [c["fusion"]["flows_from"] for c in rep.get("chunks", [])
                                                if "flows_from" in c.get("fusion", {})]
-            # the weight each chunk's held-out pixels chose (consistency.fusion_weight_cv)
-            rows[name]["fusion_weight_chosen"] = [c["fusion"]["weight"] for c in rep.get("chunks", [])
-                                                  if "weight_cv" in c.get("fusion", {})]
+            # the weight and coupling mask each chunk's held-out pixels chose (consistency.fusion_weight_cv,
+            # motion_boundaries_cv)
+            chosen = [c["fusion"] for c in rep.get("chunks", []) if "weight_cv" in c.get("fusion", {})]
+            rows[name]["fusion_weight_chosen"] = [f["weight"] for f in chosen]
+            rows[name]["motion_boundaries_chosen"] = [f["motion_boundaries"] for f in chosen]
     cons = cfg.consistency  # the full method's terms, after the prior's per-task settings
     return {"rows": rows, "goals": goals(rows), "notes": sorted(notes),
             "consistency": {k: getattr(cons, k) for k in CONSISTENCY_KEYS}}
@@ -160,9 +162,11 @@ def markdown(summary: dict[str, Any], note: str | None = None) -> str:
                 lines.append(f"The full method's fused start took its first flows from the "
                              f"{' / '.join(full['fusion_flows_from'])} (consistency.fusion_flows_from, per chunk).")
             if full.get("fusion_weight_chosen"):
+                masks = ["with" if m else "without" for m in full.get("motion_boundaries_chosen", [])]
                 lines.append(f"Fusion weight chosen by held-out observed pixels: "
                              f"{' / '.join(map(str, full['fusion_weight_chosen']))} (consistency.fusion_weight_cv, "
-                             f"per chunk).")
+                             f"per chunk)" + (f"; coupling mask {' / '.join(masks)} motion boundaries "
+                                              f"(consistency.motion_boundaries_cv)." if masks else "."))
             if "psnr_unprojected_oracle" in full:
                 lines.append(f"Full method before the measurement projection (ORACLE, decides nothing): "
                              f"{full['psnr_unprojected_oracle']:.2f} dB.")

@@ -20,6 +20,7 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
                "--frames", "2", "--size", "16x16", "--set", "solver.iters=2", "--set", "consistency.flow_model=dis",
                "--set", "solver.init_refine_steps=2", "--set", "consistency.fusion_flows_from=auto",
                "--set", "consistency.fusion_weight_cv=[0.01,0.1]",
+               "--set", "consistency.motion_boundaries_cv=[true,false]",
                "--out", str(tmp_path / "out"), "--no-append", "--quiet"])
     assert rc == 0
     summary = json.loads((tmp_path / "out" / "bench_quality.json").read_text())
@@ -41,6 +42,9 @@ def test_bench_quality_runs_baselines_and_methods_and_prints_goals(tmp_path, cap
     weights = rows["inpaint"]["rows"][FULL]["fusion_weight_chosen"]  # held-out pixels chose it (inpainting only)
     assert len(weights) == 1 and weights[0] in (0.01, 0.1) and rows["sr4"]["rows"][FULL]["fusion_weight_chosen"] == []
     assert f"Fusion weight chosen by held-out observed pixels: {weights[0]}" in text
+    (mask,) = rows["inpaint"]["rows"][FULL]["motion_boundaries_chosen"]  # and the coupling mask with it
+    assert f"coupling mask {'with' if mask else 'without'} motion boundaries" in text
+    assert rows["inpaint"]["consistency"]["motion_boundaries_cv"] == [True, False]
     assert main(["--prior", str(prior), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o2"),
                  "--no-append"]) == 2
 

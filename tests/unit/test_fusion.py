@@ -193,7 +193,7 @@ def test_auto_fusion_flows_keep_the_candidate_with_the_lower_warp_residual(monke
         assert results[mode][1]["flows_from"] == mode
     assert not torch.allclose(results["estimate"][0], results["observation"][0], atol=1e-4)
 
-    def score(flow, frames, min_coverage, motion_boundaries):  # the candidate equal to the preferred mode's result scores lower
+    def score(flow, frames, min_coverage, motion_boundaries):  # the preferred mode's result scores lower
         return 0.0 if torch.equal(frames, results[preferred][0]) else 1.0
 
     monkeypatch.setattr(classical, "warp_residual", score)
@@ -323,7 +323,8 @@ def test_auto_fusion_flows_score_the_candidates_with_the_configured_pair_coverag
     cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_flows_from=auto",
                           "consistency.min_pair_coverage=0.3", task=("task.name=sr4",))
     seen = []
-    monkeypatch.setattr(classical, "warp_residual", lambda flow, frames, min_coverage, motion_boundaries: seen.append(min_coverage) or 0.0)
+    monkeypatch.setattr(classical, "warp_residual",
+                        lambda flow, frames, min_coverage, motion_boundaries: seen.append(min_coverage) or 0.0)
     classical.least_squares_estimate(data_op, y, dagger, 2, cfg.consistency, KnownFlow())
     assert seen == [0.3, 0.3]
 
@@ -561,7 +562,8 @@ def test_the_chosen_coupling_mask_reaches_the_start_the_solve_and_the_projection
     clip = tmp_path / "clip.mp4"
     write_video(make_translating_video(3, 16, 16), clip, fps=8.0)
     cfg = tiny_run_config("solver.init_refine_steps=5", "solver.project_steps=5", "solver.iters=2",
-                          "consistency.pixel_weight=0.05", "consistency.flow_model=dis", "consistency.flow_refresh_every=1",
+                          "consistency.pixel_weight=0.05", "consistency.flow_model=dis",
+                          "consistency.flow_refresh_every=1",
                           task=("task.name=inpaint",))
     seen = []
 
