@@ -336,8 +336,8 @@ def bench_main(name: str, build_parser: Callable[[], argparse.ArgumentParser], r
                argv: list[str] | None) -> int:
     """Parse ``argv``, run the benchmark; a :class:`VidplugError` becomes one line on stderr and its exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # an option's type may raise VidplugError too (--size)
         run(args)
     except VidplugError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)

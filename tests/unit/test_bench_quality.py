@@ -114,3 +114,37 @@ def test_start_and_stride_benchmark_other_frames_of_the_clips(tmp_path, capsys):
     assert main([*common, "--stride", "0", "--out", str(tmp_path / "s0")]) == 2
     assert main([*common, "--start", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert main([*common, "--start", "9", "--out", str(tmp_path / "late")]) == 2  # past the clip's 5 frames
+
+
+def test_bench_standing_counts_the_cells_and_reuses_or_refuses_stored_segments(tmp_path, capsys, monkeypatch):
+    from benchmarks import bench_quality, bench_standing
+
+    data = tmp_path / "data"
+    (data / "videos").mkdir(parents=True)
+    write_video(make_translating_video(4, 16, 16), data / "videos" / "bikes.mp4", fps=8.0)
+    prior = save_tiny_prior(tmp_path / "prior")
+    argv = ["--prior", str(prior), "--data", str(data), "--segments", "bikes:0,bikes:2", "--tasks", "sr4",
+            "--frames", "2", "--size", "16x16", "--set", "solver.iters=1", "--set", "consistency.flow_model=dis",
+            "--out", str(tmp_path / "out"), "--no-append", "--quiet"]
+    assert bench_standing.main(argv) == 0
+    standing = json.loads((tmp_path / "out" / "standing.json").read_text())
+    assert [(c["segment"], c["task"]) for c in standing["cells"]] == [("bikes 0-1", "sr4"), ("bikes 2-3", "sr4")]
+    for c, start in zip(standing["cells"], (0, 2), strict=True):  # each cell is its segment's bench_quality run
+        stored = json.loads((tmp_path / "out" / f"bikes-{start}" / "bench_quality.json").read_text())
+        out = stored["results"]["bikes"]["sr4"]
+        assert c["psnr"] == out["rows"][FULL]["psnr"] and stored["settings"]["start"] == start
+        assert c["missed"] == [k.removeprefix("full ") for k, ok in out["goals"].items()
+                               if not ok and "s/frame" not in k]
+    assert standing["met"] == sum(not c["missed"] for c in standing["cells"])
+    assert f"**{standing['met']} of 2 cells meet every quality goal**" in capsys.readouterr().out
+    # a second call reads the stored segments instead of running them again
+    monkeypatch.setattr(bench_quality, "run", lambda args: pytest.fail("a stored segment was run again"))
+    assert bench_standing.main(argv) == 0
+    assert json.loads((tmp_path / "out" / "standing.json").read_text())["cells"] == standing["cells"]
+    # other settings in the same folder: one line, exit 2, the stored run left as it was
+    before = (tmp_path / "out" / "bikes-0" / "bench_quality.json").read_text()
+    assert bench_standing.main([*argv, "--set", "solver.iters=2"]) == 2
+    assert "holds a run with other settings" in capsys.readouterr().err
+    assert (tmp_path / "out" / "bikes-0" / "bench_quality.json").read_text() == before
+    for bad in (["--segments", "nope:0"], ["--segments", "bikes:x"], ["--size", "16"]):
+        assert bench_standing.main([*argv, *bad]) == 2
