@@ -62,7 +62,8 @@ def segment_run(args: argparse.Namespace, clip: str, start: int) -> dict[str, An
             have = {k: summary["settings"][k] for k in SETTINGS} | {"start": summary["settings"]["start"]}
             tasks = set(summary["results"][clip])
         except (ValueError, KeyError, TypeError):
-            raise VidplugError(f"{stored} is not a bench_quality summary of {clip}; remove it or pick another --out")
+            raise VidplugError(f"{stored} is not a bench_quality summary of {clip}; remove it or pick another "
+                               f"--out") from None
         if have != want | {"start": start} or not set(args.tasks) <= tasks:
             raise VidplugError(f"{stored} holds a run with other settings ({have}, tasks {sorted(tasks)}); pick another "
                                f"--out or pass the same settings")

@@ -148,3 +148,6 @@ def test_bench_standing_counts_the_cells_and_reuses_or_refuses_stored_segments(t
     assert (tmp_path / "out" / "bikes-0" / "bench_quality.json").read_text() == before
     for bad in (["--segments", "nope:0"], ["--segments", "bikes:x"], ["--size", "16"]):
         assert bench_standing.main([*argv, *bad]) == 2
+    (tmp_path / "out" / "bikes-2" / "bench_quality.json").write_text("{not json")  # a corrupt stored segment
+    assert bench_standing.main(argv) == 2
+    assert "is not a bench_quality summary of bikes" in capsys.readouterr().err
