@@ -176,20 +176,26 @@ def markdown(summary: dict[str, Any], note: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality", description=__doc__.split("\n\n")[0])
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """What a quality run restores and with which settings: --prior, --tasks, --data, --frames, --stride, --size,
+    --set (shared with benchmarks/bench_standing.py)."""
     p.add_argument("--prior", default="tiny")
     p.add_argument("--tasks", type=comma_names(TASK_BASELINES), default=list(TASK_BASELINES))
-    p.add_argument("--clips", type=comma_names(CLIPS), default=list(CLIPS),
-                   help="clips from ../shared/data (absent ones are skipped)")
     p.add_argument("--data", default=str(DATA), help="folder holding the clips (default: ../shared/data)")
     p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--start", type=int, default=0,
-                   help="first frame of each clip, 0-based (other segments of the same clips: see RESULTS.md)")
     p.add_argument("--stride", type=int, default=1,
                    help="keep every n-th frame: faster motion between the kept frames (a harder test of the flows)")
     p.add_argument("--size", type=parse_size, default=(128, 128), help="HxW the clips are resized to")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality", description=__doc__.split("\n\n")[0])
+    add_run_args(p)
+    p.add_argument("--clips", type=comma_names(CLIPS), default=list(CLIPS),
+                   help="clips from ../shared/data (absent ones are skipped)")
+    p.add_argument("--start", type=int, default=0,
+                   help="first frame of each clip, 0-based (other segments of the same clips: see RESULTS.md)")
     add_report_args(p, "folder for the restored clips and bench_quality.json")
     return p
 

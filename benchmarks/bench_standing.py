@@ -23,11 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import bench_quality as bq
-from benchmarks.common import add_report_args, append_results, bench_main, env_line, parse_size
-from vidplug.cli.common import comma_names
+from benchmarks.common import add_report_args, append_results, bench_main, env_line
 from vidplug.errors import VidplugError
 from vidplug.io.atomic import atomic_write_json
-from vidplug.methods.classical import TASK_BASELINES
 
 STANDARD = (("bikes", 0), ("bikes", 120), ("bikes", 200), ("bmx-trees", 0), ("bmx-trees", 40), ("bmx-trees", 70),
             ("bigbuckbunny", 0), ("bigbuckbunny", 60), ("bigbuckbunny", 100))
@@ -133,13 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segments", type=parse_segments, default=list(STANDARD),
                    help="'standard' (the default: bikes 0/120/200, bmx-trees 0/40/70, bigbuckbunny 0/60/100) or "
                         "clip:start pairs")
-    p.add_argument("--prior", default="tiny")
-    p.add_argument("--tasks", type=comma_names(TASK_BASELINES), default=list(TASK_BASELINES))
-    p.add_argument("--data", default=str(bq.DATA), help="folder holding the clips (default: ../shared/data)")
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--size", type=parse_size, default=(128, 128), help="HxW the clips are resized to")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    bq.add_run_args(p)
     add_report_args(p, "folder: one bench_quality folder per segment, and standing.json")
     return p
 
