@@ -88,7 +88,8 @@ def cell(name: str, task: str, out: dict[str, Any]) -> dict[str, Any]:
             "we_ratio": full["warping_error"] / max(per_frame["warping_error"], 1e-12), "missed": missed}
 
 
-def markdown(cells: list[dict[str, Any]], env: dict[str, Any], settings: dict[str, Any], note: str | None) -> str:
+def markdown(cells: list[dict[str, Any]], env: dict[str, Any], settings: dict[str, Any], note: str | None,
+             commits: list[str] | None = None) -> str:
     met = sum(not c["missed"] for c in cells)
     size = "x".join(map(str, settings["size"]))
     lines = [f"## bench_standing: prior `{settings['prior']}`, {len(cells)} segment x task cells, {settings['frames']} "
@@ -100,6 +101,9 @@ def markdown(cells: list[dict[str, Any]], env: dict[str, Any], settings: dict[st
         lines.append(f"| {c['segment']} | {c['task']} | {c['psnr']:.2f} / {c['ssim']:.4f} | {c['best_other']} | "
                      f"{100 * c['we']:.4f} / {100 * c['we_per_frame']:.4f} ({c['we_ratio']:.2f}x) | {goals} |")
     lines += ["", f"**{met} of {len(cells)} cells meet every quality goal** (the speed goal is judged on `make demo`)."]
+    if commits and len(set(commits)) > 1:  # stored segments read from earlier runs: say which code measured what
+        lines.append("Segments measured at different commits: " + ", ".join(
+            f"{c['segment']} {commit}" for c, commit in zip(cells[::len(settings['tasks'])], commits, strict=True)) + ".")
     if settings["overrides"]:
         lines.append(f"Overrides: {' '.join(settings['overrides'])}.")
     if note:
@@ -108,18 +112,20 @@ def markdown(cells: list[dict[str, Any]], env: dict[str, Any], settings: dict[st
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    cells, env = [], None
+    cells, env, commits = [], None, []
     for clip, start in args.segments:
         summary = segment_run(args, clip, start)
         env = env or summary["env"]
+        commits.append(summary["env"].get("commit", "?"))
         name = f"{clip} {start}-{start + (args.frames - 1) * args.stride}"
         cells += [cell(name, task, summary["results"][clip][task]) for task in args.tasks]
     settings = {"prior": args.prior, "frames": args.frames, "stride": args.stride, "size": list(args.size),
                 "overrides": list(args.overrides), "tasks": list(args.tasks),
                 "segments": [list(s) for s in args.segments]}
-    result = {"env": env, "settings": settings, "cells": cells, "met": sum(not c["missed"] for c in cells)}
+    result = {"env": env, "settings": settings, "cells": cells, "met": sum(not c["missed"] for c in cells),
+              "commits": commits}
     atomic_write_json(Path(args.out) / "standing.json", result)
-    text = markdown(cells, env, settings, args.note)
+    text = markdown(cells, env, settings, args.note, commits)
     print(text)
     if not args.no_append:
         append_results(text)

@@ -141,6 +141,14 @@ def test_bench_standing_counts_the_cells_and_reuses_or_refuses_stored_segments(t
     monkeypatch.setattr(bench_quality, "run", lambda args: pytest.fail("a stored segment was run again"))
     assert bench_standing.main(argv) == 0
     assert json.loads((tmp_path / "out" / "standing.json").read_text())["cells"] == standing["cells"]
+    assert "different commits" not in capsys.readouterr().out
+    stored_path = tmp_path / "out" / "bikes-2" / "bench_quality.json"  # one segment from other code: the table says so
+    stored = json.loads(stored_path.read_text())
+    stored["env"]["commit"] = "0ld0ld0"
+    stored_path.write_text(json.dumps(stored))
+    assert bench_standing.main(argv) == 0
+    assert "Segments measured at different commits: bikes 0-1 " in (out := capsys.readouterr().out)
+    assert "bikes 2-3 0ld0ld0." in out
     # other settings in the same folder: one line, exit 2, the stored run left as it was
     before = (tmp_path / "out" / "bikes-0" / "bench_quality.json").read_text()
     assert bench_standing.main([*argv, "--set", "solver.iters=2"]) == 2
