@@ -108,6 +108,12 @@ def run_task(source: Path, task: str, args: argparse.Namespace, out_dir: Path, m
             "consistency": {k: getattr(cons, k) for k in CONSISTENCY_KEYS}}
 
 
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`add_run_args` that decide what a run measures, as its summary stores them."""
+    return {"prior": args.prior, "frames": args.frames, "stride": args.stride, "size": list(args.size),
+            "overrides": list(args.overrides)}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = task_config(args.tasks[0], args.prior, args.overrides)
     env = environment(resolve_device(cfg.device))
@@ -123,9 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.quiet:
                 print(f"{clip} {task}: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}"
                                                      for k, v in out["goals"].items()), flush=True)
-    summary = {"env": env, "settings": {"prior": args.prior, "frames": args.frames, "start": args.start,
-                                        "stride": args.stride, "size": list(args.size),
-                                        "overrides": args.overrides, "solver": dict(vars(cfg.solver)),
+    summary = {"env": env, "settings": {**run_settings(args), "start": args.start, "solver": dict(vars(cfg.solver)),
                                         "border_pad": cfg.prior.border_pad}, "results": results}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(args.out) / "bench_quality.json", summary)

@@ -29,7 +29,6 @@ from vidplug.io.atomic import atomic_write_json
 
 STANDARD = (("bikes", 0), ("bikes", 120), ("bikes", 200), ("bmx-trees", 0), ("bmx-trees", 40), ("bmx-trees", 70),
             ("bigbuckbunny", 0), ("bigbuckbunny", 60), ("bigbuckbunny", 100))
-SETTINGS = ("prior", "frames", "stride", "size", "overrides")  # a segment's stored run must match these
 
 
 def parse_segments(text: str) -> list[tuple[str, int]]:
@@ -52,17 +51,16 @@ def segment_run(args: argparse.Namespace, clip: str, start: int) -> dict[str, An
     """bench_quality's summary for one segment: read from its folder when there, else run (and stored there)."""
     folder = Path(args.out) / f"{clip}-{start}"
     stored = folder / "bench_quality.json"
-    want = {"prior": args.prior, "frames": args.frames, "stride": args.stride, "size": list(args.size),
-            "overrides": list(args.overrides)}
+    want = bq.run_settings(args) | {"start": start}  # a stored run must match these
     if stored.exists():
         try:
             summary = json.loads(stored.read_text())
-            have = {k: summary["settings"][k] for k in SETTINGS} | {"start": summary["settings"]["start"]}
+            have = {k: summary["settings"][k] for k in want}
             tasks = set(summary["results"][clip])
         except (ValueError, KeyError, TypeError):
             raise VidplugError(f"{stored} is not a bench_quality summary of {clip}; remove it or pick another "
                                f"--out") from None
-        if have != want | {"start": start} or not set(args.tasks) <= tasks:
+        if have != want or not set(args.tasks) <= tasks:
             raise VidplugError(f"{stored} holds a run with other settings ({have}, tasks {sorted(tasks)}); pick another "
                                f"--out or pass the same settings")
         return summary
@@ -119,9 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         commits.append(summary["env"].get("commit", "?"))
         name = f"{clip} {start}-{start + (args.frames - 1) * args.stride}"
         cells += [cell(name, task, summary["results"][clip][task]) for task in args.tasks]
-    settings = {"prior": args.prior, "frames": args.frames, "stride": args.stride, "size": list(args.size),
-                "overrides": list(args.overrides), "tasks": list(args.tasks),
-                "segments": [list(s) for s in args.segments]}
+    settings = bq.run_settings(args) | {"tasks": list(args.tasks), "segments": [list(s) for s in args.segments]}
     result = {"env": env, "settings": settings, "cells": cells, "met": sum(not c["missed"] for c in cells),
               "commits": commits}
     atomic_write_json(Path(args.out) / "standing.json", result)
