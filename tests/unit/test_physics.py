@@ -258,6 +258,43 @@ def test_deblur_kernels_and_size_check():
         build_operator("deblur", 3, (16, 16))
 
 
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+@pytest.mark.parametrize("support", ["motion", "small", "off-centre", "even"])
+def test_deblur_crops_its_kernels_without_changing_the_operator(padding, support):
+    """A and A_adjoint convolve with the kernels cropped to their nonzero taps (FFT on fast sides, or directly when
+    the crop is small): the same operator as deepinv's convolution with the whole kernels."""
+    import deepinv.physics.functional as dF
+
+    from vidplug.physics.blur import MotionBlur, motion_blur_kernels
+
+    size, t = (40, 36), 3
+    if support == "motion":  # random motion PSFs, 61x61 (the FFT path)
+        kernels = motion_blur_kernels(range(t), 61)
+    else:
+        kernels = torch.zeros(t, 1, 8 if support == "even" else 61, 8 if support == "even" else 61)
+        centre = kernels.shape[-1] // 2
+        kernels[..., centre - 2:centre + 3, centre - 1:centre + 2] = torch.rand(t, 1, 5, 3)  # direct path
+        if support == "off-centre":  # one far tap in one frame's kernel: the crop must reach it (FFT path)
+            kernels[1, 0, centre + 20, centre - 3] = 0.5
+        kernels = kernels / kernels.sum(dim=(2, 3), keepdim=True)
+    op = MotionBlur(t, size, kernels=kernels, padding=padding)
+    whole = dF.conv2d_fft if kernels.shape[-1] >= 16 else dF.conv2d
+    whole_t = dF.conv_transpose2d_fft if kernels.shape[-1] >= 16 else dF.conv_transpose2d
+    x, y = (torch.rand(t, 3, *size, dtype=torch.float64) for _ in range(2))  # float64: only rounding may differ
+    kernels = kernels.double()
+    torch.testing.assert_close(op.A(x), whole(x, kernels, padding=padding), atol=1e-12, rtol=0)
+    torch.testing.assert_close(op.A_adjoint(y), whole_t(y, kernels, padding=padding), atol=1e-12, rtol=0)
+
+
+def test_deblur_fft_crop_pads_to_fast_sides():
+    from vidplug.physics.blur import _fft_radius
+
+    assert _fft_radius(15, 128, 30) == 16  # 158 = 2 x 79 -> 160 = 2^5 x 5
+    assert _fft_radius(21, 128, 30) == 26  # 170 .. 178 have a prime factor above 7; 180 = 2^2 x 3^2 x 5
+    assert _fft_radius(16, 128, 30) == 16
+    assert _fft_radius(5, 127, 6) == 5  # 137 and 139 are prime: the support itself
+
+
 def test_temporal_deblur_is_blur_then_temporal_average():
     x = video((32, 32))
     both = build_operator("temporal+deblur", T, (32, 32), kernel_size=9, seed=1)

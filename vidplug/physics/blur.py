@@ -9,7 +9,13 @@ one-to-one onto ``intensity``: ``gp_length_scale`` (deepinv's ``l``, default 0.3
 longer blur. Kernels are normalised to sum 1 (brightness preserved).
 
 The convolution is deepinv's (``dF.conv2d`` / ``conv_transpose2d``, or their FFT versions for large kernels) with
-``'reflect'`` padding, as DPS, whose adjoint deepinv implements exactly (tested).
+``'reflect'`` padding, as DPS, whose adjoint deepinv implements exactly (tested). A motion PSF fills a small part of
+its 61x61 square (a stroke reaching 2-21 pixels from the centre), so the operator convolves with the kernels cropped to
+the square around the centre that holds every nonzero tap: the same operator (cropped zeros add nothing, and the
+reflected pixels the taps reach are the same), on a smaller padded grid. For the FFT the crop keeps a few more zero
+rows or columns where that makes the padded side a product of primes up to 7, which FFTs handle fastest: on 8 frames of
+128x128 one A or A^T took 19-20 ms with the 61x61 kernels (FFT side 188 = 4 x 47) and 3-4 ms cropped
+(benchmarks/RESULTS.md, "Issue 18, session 18").
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from vidplug.errors import VidplugError
 from vidplug.physics.base import VideoOperator
 from vidplug.physics.seeding import frame_generator
 
-# deepinv: direct convolution is faster for small kernels, FFT for large ones (61x61 on 256x256: ~2x on CPU)
+# deepinv: direct convolution is faster for small kernels, FFT for large ones (61x61 on 256x256: ~2x on CPU); decided
+# on the cropped kernel's side
 _FFT_MIN_KERNEL = 16
+_FFT_MAX_PRIME = 7  # the FFT's padded sides are chosen with no prime factor above this
 # 'circular' is left out: deepinv's direct and FFT circular convolutions centre the kernel differently
 Padding = Literal["reflect", "replicate"]
 PADDINGS: tuple[str, ...] = get_args(Padding)
@@ -60,6 +68,49 @@ def motion_blur_kernels(
     return torch.cat(kernels)
 
 
+def _support_radius(kernels: Tensor, dim: int) -> int:
+    """How far from the centre the farthest nonzero tap of any kernel ``(T, 1, k, k)`` lies along ``dim`` (-2: rows,
+    -1: columns); 0 for all-zero kernels."""
+    centre = kernels.shape[dim] // 2
+    other = -1 if dim == -2 else -2
+    nonzero = torch.nonzero(kernels.detach().abs().amax(dim=(0, 1, other)) > 0).flatten()
+    return int((nonzero - centre).abs().max()) if nonzero.numel() else 0
+
+
+def _largest_prime_factor(n: int) -> int:
+    largest, p = 1, 2
+    while p * p <= n:
+        while n % p == 0:
+            largest, n = p, n // p
+        p += 1
+    return max(largest, n)
+
+
+def _fft_radius(support: int, side: int, limit: int) -> int:
+    """The crop radius for an FFT convolution along a frame side: the smallest radius in ``[support, limit]`` whose
+    reflect-padded side ``side + 2 r`` has no prime factor above _FFT_MAX_PRIME, else ``support``."""
+    for radius in range(support, limit + 1):
+        if _largest_prime_factor(side + 2 * radius) <= _FFT_MAX_PRIME:
+            return radius
+    return support
+
+
+def _convolution_plan(kernels: Tensor, frame_size: tuple[int, int]) -> tuple[bool, tuple[slice, slice]]:
+    """How :class:`MotionBlur` convolves frames of ``frame_size`` with ``kernels (T, 1, k, k)``: by FFT or directly
+    (the cropped kernel's side against _FFT_MIN_KERNEL), and the crop of the kernels (rows, columns) around their
+    centre that holds every nonzero tap, widened for the FFT to fast padded sides. An even kernel, whose centre is
+    off the middle, is used whole."""
+    k = kernels.shape[-1]
+    half = k // 2
+    if k % 2 == 0:
+        return k >= _FFT_MIN_KERNEL, (slice(None), slice(None))
+    rows, cols = _support_radius(kernels, -2), _support_radius(kernels, -1)
+    fft = max(2 * rows + 1, 2 * cols + 1) >= _FFT_MIN_KERNEL
+    if fft:
+        rows, cols = _fft_radius(rows, frame_size[0], half), _fft_radius(cols, frame_size[1], half)
+    return fft, (slice(half - rows, half + rows + 1), slice(half - cols, half + cols + 1))
+
+
 class MotionBlur(VideoOperator):
     """Per-frame spatial motion blur ``y_t = k_t * x_t`` (same kernel on all channels).
 
@@ -72,7 +123,8 @@ class MotionBlur(VideoOperator):
         dagger_steps: ``A_dagger`` is ``y`` itself (default 0) or that many damped CG steps on the normal equations.
 
     Frames must be larger than half the kernel (reflect padding mirrors at most the whole frame).
-    Buffer: ``kernels (T, 1, k, k)``.
+    Buffer: ``kernels (T, 1, k, k)``, fixed after construction: ``A`` and ``A_adjoint`` convolve with them cropped to
+    their nonzero taps (the same operator, faster: see the module docstring).
     """
 
     linear = True
@@ -115,16 +167,20 @@ class MotionBlur(VideoOperator):
         self.padding = padding
         self.dagger_steps = int(dagger_steps)
         self.register_buffer("kernels", kernels.detach().float())
+        self.fft, self._crop = _convolution_plan(self.kernels, (h, w))
+
+    def _cropped_kernels(self, like: Tensor) -> Tensor:
+        return self.kernels[..., self._crop[0], self._crop[1]].to(like)
 
     def A(self, x: Tensor) -> Tensor:  # noqa: N802
         self._check_shape(tuple(x.shape), "x")
-        conv = dF.conv2d_fft if self.kernel_size >= _FFT_MIN_KERNEL else dF.conv2d
-        return conv(x, self.kernels.to(x), padding=self.padding)  # (T, C, H, W)
+        conv = dF.conv2d_fft if self.fft else dF.conv2d
+        return conv(x, self._cropped_kernels(x), padding=self.padding)  # (T, C, H, W)
 
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
         self._check_shape(tuple(y.shape), "y")
-        conv_t = dF.conv_transpose2d_fft if self.kernel_size >= _FFT_MIN_KERNEL else dF.conv_transpose2d
-        return conv_t(y, self.kernels.to(y), padding=self.padding)  # (T, C, H, W)
+        conv_t = dF.conv_transpose2d_fft if self.fft else dF.conv_transpose2d
+        return conv_t(y, self._cropped_kernels(y), padding=self.padding)  # (T, C, H, W)
 
     def _dagger(self, y: Tensor) -> Tensor:
         return self.least_squares(y, y, self.dagger_steps)
