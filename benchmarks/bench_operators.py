@@ -17,8 +17,16 @@ import sys
 import deepinv.physics.functional as dF
 import torch
 
-from benchmarks.common import append_results, bench_main, env_line, environment, markdown_table, parse_list, \
-    parse_size, time_calls
+from benchmarks.common import (
+    append_results,
+    bench_main,
+    env_line,
+    environment,
+    markdown_table,
+    parse_list,
+    parse_size,
+    time_calls,
+)
 from vidplug.physics import TASKS, build_operator
 from vidplug.physics.blur import MotionBlur
 
