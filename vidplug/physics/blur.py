@@ -14,8 +14,8 @@ its 61x61 square (a stroke reaching 2-21 pixels from the centre), so the operato
 the square around the centre that holds every nonzero tap: the same operator (cropped zeros add nothing, and the
 reflected pixels the taps reach are the same), on a smaller padded grid. For the FFT the crop keeps a few more zero
 rows or columns where that makes the padded side a product of primes up to 7, which FFTs handle fastest: on 8 frames of
-128x128 one A or A^T took 19-20 ms with the 61x61 kernels (FFT side 188 = 4 x 47) and 3-4 ms cropped
-(benchmarks/RESULTS.md, "Issue 18, session 18").
+128x128 (2 threads) one A or A^T took 12 ms with the 61x61 kernels (FFT side 188 = 4 x 47) and 3 ms cropped
+(benchmarks/bench_operators.py; benchmarks/RESULTS.md, "Issue 18, session 18").
 """
 
 from __future__ import annotations
