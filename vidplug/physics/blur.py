@@ -78,6 +78,7 @@ def _support_radius(kernels: Tensor, dim: int) -> int:
 
 
 def _largest_prime_factor(n: int) -> int:
+    """The largest prime dividing ``n >= 2`` (trial division; the sides here are a few thousand at most)."""
     largest, p = 1, 2
     while p * p <= n:
         while n % p == 0:
