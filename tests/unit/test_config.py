@@ -74,10 +74,10 @@ def test_a_prior_files_task_section_applies_to_that_task_only():
     assert inpaint.consistency.motion_boundaries_cv == [True, False] and tiny["sr4"].motion_boundaries_cv == []
     assert tiny["sr4"] == dataclasses.replace(inpaint.consistency, fusion_weight_cv=[], motion_boundaries_cv=[])
     assert (inpaint.solver.iters, inpaint.solver.early_stop) == (1, False)  # the fused start, returned as it is
-    # SR (any factor) and temporal+deblur project with less damping than the rest
+    # SR (any factor) and the temporal tasks project with less damping than the rest
     damping = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).solver.project_damping
                for t in ("sr4", "sr", "temporal+deblur", "temporal", "deblur")}
-    assert damping["sr4"] == damping["sr"] < damping["temporal+deblur"] < damping["temporal"] == damping["deblur"]
+    assert damping["sr4"] == damping["sr"] < damping["temporal+deblur"] == damping["temporal"] < damping["deblur"]
     iters = {t: load_config(None, [f"task.name={t}"], flags={"prior.name": "tiny"}).solver.iters
              for t in ("sr4", "temporal", "temporal+deblur")}
     assert iters == {"sr4": 12, "temporal": 13, "temporal+deblur": 12}  # each for the speed goal
