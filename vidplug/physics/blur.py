@@ -35,7 +35,7 @@ from vidplug.physics.seeding import frame_generator
 # deepinv: direct convolution is faster for small kernels, FFT for large ones (61x61 on 256x256: ~2x on CPU); decided
 # on the cropped kernel's side
 _FFT_MIN_KERNEL = 16
-_FFT_MAX_PRIME = 7  # the FFT's padded sides are chosen with no prime factor above this
+_FFT_PRIMES = (2, 3, 5, 7)  # the FFT's padded sides are chosen as products of these
 # 'circular' is left out: deepinv's direct and FFT circular convolutions centre the kernel differently
 Padding = Literal["reflect", "replicate"]
 PADDINGS: tuple[str, ...] = get_args(Padding)
@@ -77,21 +77,19 @@ def _support_radius(kernels: Tensor, dim: int) -> int:
     return int((nonzero - centre).abs().max()) if nonzero.numel() else 0
 
 
-def _largest_prime_factor(n: int) -> int:
-    """The largest prime dividing ``n >= 2`` (trial division; the sides here are a few thousand at most)."""
-    largest, p = 1, 2
-    while p * p <= n:
+def _fft_friendly(n: int) -> bool:
+    """Whether ``n >= 1`` is a product of _FFT_PRIMES only."""
+    for p in _FFT_PRIMES:
         while n % p == 0:
-            largest, n = p, n // p
-        p += 1
-    return max(largest, n)
+            n //= p
+    return n == 1
 
 
 def _fft_radius(support: int, side: int, limit: int) -> int:
     """The crop radius for an FFT convolution along a frame side: the smallest radius in ``[support, limit]`` whose
-    reflect-padded side ``side + 2 r`` has no prime factor above _FFT_MAX_PRIME, else ``support``."""
+    reflect-padded side ``side + 2 r`` is a product of _FFT_PRIMES, else ``support``."""
     for radius in range(support, limit + 1):
-        if _largest_prime_factor(side + 2 * radius) <= _FFT_MAX_PRIME:
+        if _fft_friendly(side + 2 * radius):
             return radius
     return support
 
