@@ -34,8 +34,8 @@ COLUMNS = [("task", "operator", ""), ("A", "A (ms)", ".2f"), ("A_adjoint", "A_ad
 
 
 def _blur(op) -> MotionBlur | None:
-    parts = getattr(op, "parts", [op])
-    return next((p for p in parts if isinstance(p, MotionBlur)), None)
+    """The operator's motion blur: itself or one of its parts (a composed operator's modules)."""
+    return next((m for m in op.modules() if isinstance(m, MotionBlur)), None)
 
 
 def measure(task: str, frames: int, size: tuple[int, int], iters: int) -> list[dict]:
