@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_solver [--device cpu|cuda] [--prior tiny|adm-random|tiny-random] [--chunks 1,2,4,8]
         [--steps 2,3,4] [--dtypes fp32,bf16] [--checkpoint both] [--compile both] [--channels-last both]
-        [--micro-batch 0,4] [--size 128x256] [--iters 5] --out DIR
+        [--micro-batch 0,4] [--frame-threads 1,2] [--size 128x256] [--iters 5] --out DIR
 
 One timed iteration is what :func:`vidplug.solver.solve` does per iteration: seeds -> R(z) (K network calls) ->
 SR x4 data term -> backward -> Adam step, built from the solver's own pieces (seeds, DDIM reverse, data term,
@@ -55,7 +55,7 @@ from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import ddim_timesteps
 from vidplug.runtime import resolve_device
 from vidplug.solver.config import SolverConfig
-from vidplug.solver.reverse import AUTOCAST, backprop_through_r, fast_prior, reverse_fn
+from vidplug.solver.reverse import AUTOCAST, backprop_through_r, fast_prior, frame_workers, reverse_fn
 from vidplug.solver.seeds import make_seeds
 from vidplug.solver.terms import DataFidelity
 
@@ -64,7 +64,8 @@ RESTORE_ITERS = SolverConfig().iters  # "seconds per restored frame" is stated a
 
 COLUMNS = [
     ("frames", "T", ""), ("steps", "K", ""), ("dtype", "dtype", ""), ("checkpoint", "ckpt", ""),
-    ("compile", "compile", ""), ("channels_last", "NHWC", ""), ("micro_batch", "mb", ""), ("s_per_iter", "s/iter (median)", ".3f"), ("frame_iters_per_s", "frame-it/s", ".2f"),
+    ("compile", "compile", ""), ("channels_last", "NHWC", ""), ("micro_batch", "mb", ""),
+    ("frame_threads", "frame thr", ""), ("s_per_iter", "s/iter (median)", ".3f"), ("frame_iters_per_s", "frame-it/s", ".2f"),
     ("s_per_frame", f"s/frame @{RESTORE_ITERS} it", ".1f"), ("peak_mib", "peak MiB", ".0f"),
     ("delta_mib", "peak rise MiB", ".0f"), ("gflop_per_iter", "GFLOP/iter", ".1f"),
     ("achieved_tflops", "TFLOP/s", ".4f"), ("mfu", "MFU", ".3f"), ("status", "status", ""),
@@ -76,7 +77,7 @@ class SolverIteration:
 
     def __init__(self, prior: DiffusionPrior, frames: int, size: tuple[int, int], device: torch.device, *,
                  steps: int, dtype: str, checkpoint: bool, compile: bool, channels_last: bool = False,
-                 micro_batch: int = 0, seed: int = 0) -> None:
+                 micro_batch: int = 0, frame_threads: int = 1, seed: int = 0) -> None:
         c, (h, w) = frame_channels(prior), size
         g = torch.Generator().manual_seed(seed)
         op = build_operator("sr4", frames, (h, w), seed=seed, channels=c).to(device)
@@ -88,6 +89,7 @@ class SolverIteration:
         self.opt = torch.optim.Adam(list(self.seeds.parameters()), lr=1e-2)
         self.prior = fast_prior(prior, compile=compile, channels_last=channels_last)
         self.micro_batch = micro_batch
+        self.workers = frame_workers(frame_threads, self.seeds())
         self.reverse = reverse_fn(self.prior, ddim_timesteps(steps, prior.num_train_timesteps), checkpoint=checkpoint,
                                   autocast_dtype=AUTOCAST[AUTOCAST_OF[dtype]], size=size)
         self.iteration = 0
@@ -95,7 +97,8 @@ class SolverIteration:
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
         z = self.seeds()  # (T, C, H, W) seeds
-        backprop_through_r(z, self.reverse, lambda x: [self.data(x, self.iteration)], self.micro_batch)
+        backprop_through_r(z, self.reverse, lambda x: [self.data(x, self.iteration)], self.micro_batch,
+                           self.workers)
         self.opt.step()
         self.iteration += 1
 
@@ -108,13 +111,15 @@ def model_flops(prior: DiffusionPrior, size: tuple[int, int], device: torch.devi
 
 def bench_one(prior, size, device, *, frames, steps, dtype, checkpoint, compile, warmup, iters,
               flops_per_frame: int, peak: float, compile_warmup: int = 0, channels_last: bool = False,
-              micro_batch: int = 0) -> dict[str, Any]:
+              micro_batch: int = 0, frame_threads: int = 1) -> dict[str, Any]:
     row: dict[str, Any] = {"frames": frames, "steps": steps, "dtype": dtype, "checkpoint": checkpoint,
                            "compile": compile, "channels_last": channels_last, "micro_batch": micro_batch,
+                           "frame_threads": frame_threads,
                            "warmup": warmup, "iters": iters, "status": "ok"}
     try:
         it = SolverIteration(prior, frames, size, device, steps=steps, dtype=dtype, checkpoint=checkpoint,
-                             compile=compile, channels_last=channels_last, micro_batch=micro_batch)
+                             compile=compile, channels_last=channels_last, micro_batch=micro_batch,
+                             frame_threads=frame_threads)
         for _ in range(compile_warmup if compile else 0):
             it()  # compile outside the memory window: compilation's own memory is not the solver's
         with PeakMemory(device) as mem:
@@ -145,9 +150,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     compiles = parse_list(args.compile, bool, flag="--compile")
     layouts = parse_list(args.channels_last, bool, flag="--channels-last")
     micro = parse_list(args.micro_batch, int, flag="--micro-batch")
+    threads = parse_list(args.frame_threads, int, flag="--frame-threads")
     if any(c < 1 for c in chunks) or any(k < 1 for k in steps_list) or args.iters < 1 or args.warmup < 0 \
-            or any(m < 0 for m in micro):
-        raise VidplugError("--chunks and --steps must be >= 1, --micro-batch >= 0, --iters >= 1, --warmup >= 0")
+            or any(m < 0 for m in micro) or any(n < 0 for n in threads):
+        raise VidplugError("--chunks and --steps must be >= 1, --micro-batch and --frame-threads >= 0, "
+                           "--iters >= 1, --warmup >= 0")
 
     env = environment(device)
     prior = load_bench_prior(args.prior, device)
@@ -155,15 +162,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     peaks = {d: peak_matmul_flops(device, DTYPES[d]) for d in dtypes}
     flops = {k: model_flops(prior, size, device, k) for k in steps_list}
     # channels-last rows last: the conversion is applied to the shared network's weights in place
-    grid = [(t, k, d, ck, cp, cl, mb) for cl in sorted(set(layouts)) for cp in compiles for d in dtypes
-            for ck in checkpoints for mb in micro for k in steps_list for t in chunks if mb < t or mb == 0]
+    grid = [(t, k, d, ck, cp, cl, mb, n) for cl in sorted(set(layouts)) for cp in compiles for d in dtypes
+            for ck in checkpoints for mb in micro for k in steps_list for t in chunks for n in threads
+            if mb < t or mb == 0]
     rows = []
-    for t, k, d, ck, cp, cl, mb in tqdm(grid, desc="bench_solver", disable=args.quiet):
+    for t, k, d, ck, cp, cl, mb, n in tqdm(grid, desc="bench_solver", disable=args.quiet):
         row = bench_one(prior, size, device, frames=t, steps=k, dtype=d, checkpoint=ck, compile=cp,
                         warmup=args.warmup, iters=args.iters, flops_per_frame=flops[k], peak=peaks[d],
-                        compile_warmup=args.compile_warmup, channels_last=cl, micro_batch=mb)
+                        compile_warmup=args.compile_warmup, channels_last=cl, micro_batch=mb, frame_threads=n)
         rows.append(row)
-        log.info("T=%d K=%d %s ckpt=%s compile=%s nhwc=%s mb=%d: %s", t, k, d, ck, cp, cl, mb,
+        log.info("T=%d K=%d %s ckpt=%s compile=%s nhwc=%s mb=%d thr=%d: %s", t, k, d, ck, cp, cl, mb, n,
                  f"{row['s_per_iter']:.3f} s/iter" if row["status"] == "ok" else row["status"])
     result = {
         "environment": env,
@@ -214,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", default="off", help="on | off | both (NHWC layout of the prior network)")
     p.add_argument("--micro-batch", default="0", help="frames per backward pass through R, comma-separated "
                                                       "(0 = whole chunk; values >= T are skipped)")
+    p.add_argument("--frame-threads", default="1", help="solver.frame_threads, comma-separated (1 = one batched "
+                                                         "call; 0 = auto; n = R's frames over n threads)")
     p.add_argument("--size", default=None, help="HEIGHTxWIDTH (default 32x64 on CPU, 128x256 on CUDA)")
     p.add_argument("--iters", type=int, default=5, help="timed iterations per configuration")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations before timing")

@@ -15,6 +15,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VIDPLUG_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A test that sets torch's thread count (a benchmark's --threads) leaves it as it found it: the solver's
+    default ``solver.frame_threads`` follows that count."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_translating_video(t: int = 3, h: int = 16, w: int = 16, shift: int = 1, seed: int = 0) -> torch.Tensor:
     """A smooth random texture translated by ``shift`` pixels per frame along x: (t, 3, h, w) in [0, 1]."""
     g = torch.Generator().manual_seed(seed)

@@ -246,7 +246,7 @@ def test_eta_and_autocast_options_run(tiny_prior, problem):
 @pytest.mark.parametrize(
     "kw",
     [{"optimizer": "sgd"}, {"lr": -1.0}, {"iters": 0}, {"autocast": "fp8"}, {"seed_mode": "x"}, {"es_window": 1},
-     {"micro_batch": -1}],
+     {"micro_batch": -1}, {"frame_threads": -1}],
 )
 def test_bad_config_raises_one_line_error(kw):
     with pytest.raises(VidplugError) as info:
@@ -281,14 +281,17 @@ class Smoothness:
         dict(optimizer="lbfgs", iters=2),  # L-BFGS's curvature steps amplify float rounding: compare early
     ],
 )
+@pytest.mark.parametrize("key, values", [("micro_batch", (0, 2, 1)), ("frame_threads", (1, 2, 3))])
 @pytest.mark.slow
-def test_micro_batched_backward_gives_the_same_solve(tiny_prior, problem, kw):
+def test_split_backward_gives_the_same_solve(tiny_prior, problem, kw, key, values):
+    """Micro-batching (R re-run m frames at a time) and frame threads (R's frames over n threads) change how R's
+    backward is split over the frames, not the gradients."""
     _, op, y = problem
     kw = {"iters": 6, **kw}
     runs = [
-        solve(y, op, tiny_prior, _cfg(micro_batch=m, **kw), extra_terms=[Smoothness()],
+        solve(y, op, tiny_prior, _cfg(**{key: v}, **kw), extra_terms=[Smoothness()],
               generator=torch.Generator().manual_seed(1), progress=False)
-        for m in (0, 2, 1)
+        for v in values
     ]
     for r in runs[1:]:
         torch.testing.assert_close(r.frames, runs[0].frames, atol=1e-5, rtol=1e-4)
@@ -309,10 +312,45 @@ def test_micro_batch_bounds_the_frames_the_network_sees_with_grad(tiny_prior, pr
         assert with_grad and max(with_grad) == 1 and sum(with_grad) == 2 * 3 * SHAPE[0]  # 2 iterations, K = 3
         assert without_grad == with_grad  # one extra forward per iteration, also a frame at a time
         seen.clear()
-        solve(y, op, tiny_prior, _cfg(iters=2), progress=False)
+        solve(y, op, tiny_prior, _cfg(iters=2, frame_threads=1), progress=False)
         assert {n for n, grad in seen} == {SHAPE[0]} and all(grad for _, grad in seen)
     finally:
         hook.remove()
+
+
+def test_frame_threads_run_groups_of_frames_on_worker_threads_at_one_torch_thread(tiny_prior, problem):
+    import threading
+
+    _, op, y = problem
+    seen = []
+    hook = tiny_prior.net.register_forward_pre_hook(lambda mod, args: seen.append(
+        (args[0].shape[0], threading.current_thread().name, torch.get_num_threads(), torch.is_grad_enabled())))
+    caller = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        solve(y, op, tiny_prior, _cfg(iters=2, frame_threads=2), progress=False)
+        assert torch.get_num_threads() == 2  # the caller's count is left as it was
+    finally:
+        torch.set_num_threads(caller)
+        hook.remove()
+    in_solve = [s for s in seen if s[3]]  # the solve's calls (the final R(z*) runs without grad, on the caller)
+    assert sorted(n for n, *_ in in_solve) == [1] * 6 + [2] * 6  # T = 3 in groups of 2 and 1, K = 3, 2 iterations
+    assert all(name.startswith("vidplug-frames") and threads == 1 for _, name, threads, _ in in_solve)
+
+
+def test_frame_workers_auto_is_torch_threads_on_cpu_capped_by_frames():
+    from vidplug.solver.reverse import frame_workers
+
+    caller = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert frame_workers(0, torch.zeros(8, 3, 4, 4)) == 2
+        assert frame_workers(0, torch.zeros(1, 3, 4, 4)) == 1  # one frame: nothing to split
+        assert frame_workers(0, torch.zeros(8, 3, 4, 4, device="meta")) == 1  # not a CPU tensor: one call
+        assert frame_workers(1, torch.zeros(8, 3, 4, 4)) == 1
+        assert frame_workers(4, torch.zeros(3, 3, 4, 4)) == 3
+    finally:
+        torch.set_num_threads(caller)
 
 
 def test_channels_last_gives_the_same_solve_and_feeds_the_network_nhwc(problem):

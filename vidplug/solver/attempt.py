@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from vidplug.prior.base import DiffusionPrior
 from vidplug.solver.config import SolverConfig
 from vidplug.solver.early_stop import ESWMV
-from vidplug.solver.reverse import AUTOCAST, backprop_through_r, reverse_fn
+from vidplug.solver.reverse import AUTOCAST, backprop_through_r, frame_workers, reverse_fn
 from vidplug.solver.seeds import SeedParam
 from vidplug.solver.terms import DataFidelity, LossTerm
 
@@ -164,7 +164,8 @@ def run_attempt(problem: Problem, seeds: SeedParam, lr: float, progress: bool, d
                 total = total + float(term.weight) * v
             return [total * objective_scale, total, data, *values]
 
-        x, (objective, total, data, *values) = backprop_through_r(z, reverse, losses, cfg.micro_batch)
+        x, (objective, total, data, *values) = backprop_through_r(z, reverse, losses, cfg.micro_batch,
+                                                                   frame_workers(cfg.frame_threads, z))
         rec.record(it, x, z, total, data, values)
         if problem.on_iterate is not None:
             problem.on_iterate(it, x.detach())

@@ -68,6 +68,10 @@ class SolverConfig:
     # over the chunk, the losses give dL/dx, and R is re-run with grad m frames at a time: exact gradients, R's
     # activation memory of m frames instead of T, one extra forward per iteration
     micro_batch: int = 0
+    # threads R's frames are split over, each thread at one intra-op torch thread: 0 = auto (on CPU torch's thread
+    # count, e.g. 2 groups of frames on 2 cores; 1 on GPU), 1 = one batched call. Same gradients; without
+    # micro_batch only
+    frame_threads: int = 0
     # measurement consistency: after the solve, `project_steps` conjugate-gradient steps on
     # |A x - y|^2 + project_damping |x - x_solved|^2 (0 = off): a projection towards {x : A x = y}, kept within the
     # noise level by the damping and the few steps, for linear operators (SR, inpainting, temporal)
@@ -101,6 +105,8 @@ class SolverConfig:
             raise VidplugError("solver.es_check_every and solver.log_every must be >= 1 iteration")
         if self.micro_batch < 0:
             raise VidplugError(f"solver.micro_batch must be >= 0 frames (0 = whole chunk), got {self.micro_batch}")
+        if self.frame_threads < 0:
+            raise VidplugError(f"solver.frame_threads must be >= 0 (0 = auto, 1 = off), got {self.frame_threads}")
         if self.inversion_iters < 1:
             raise VidplugError(f"solver.inversion_iters must be >= 1 network call per level, got {self.inversion_iters}")
         if self.init_refine_steps < 0:

@@ -1,11 +1,12 @@
 """The reverse process R as the solver runs it: the prior prepared for speed (:func:`fast_prior`), R over a slice of
 the chunk's frames (:func:`reverse_fn`) and the backward pass through R, whole or micro-batched
-(:func:`backprop_through_r`)."""
+(:func:`backprop_through_r`), on CPU with the chunk's frames split over threads (:func:`frame_workers`)."""
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -60,7 +61,47 @@ def reverse_fn(prior: DiffusionPrior, timesteps: Sequence[int], *, checkpoint: b
     return reverse
 
 
-def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0) -> tuple[Tensor, list[Tensor]]:
+def frame_workers(setting: int, z: Tensor) -> int:
+    """How many threads :func:`backprop_through_r` splits the chunk's frames over (``solver.frame_threads``).
+
+    ``0`` (auto): on CPU torch's intra-op thread count, at most one per frame; elsewhere 1. The tiny prior's
+    convolutions on a few 144x144 frames scale poorly over torch's threads (2 threads: 1.2-1.3x one), while two
+    halves of the chunk, each on one thread, run side by side (``benchmarks/bench_frame_threads.py``).
+    """
+    if setting == 0:
+        setting = torch.get_num_threads() if z.device.type == "cpu" else 1
+    return max(1, min(setting, z.shape[0]))
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _map_single_threaded(fn, items: list) -> list:
+    """``[fn(item) for item in items]``, one worker thread per item, each worker at one intra-op torch thread.
+
+    ``torch.set_num_threads`` is per OS thread for OpenMP and MKL, but it also sets the default that threads not
+    yet using torch start with: it is restored to the caller's count afterwards, so the workers' 1 leaks nowhere.
+    """
+    caller = torch.get_num_threads()
+    grad = torch.is_grad_enabled()
+
+    def run(item):
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+        with torch.set_grad_enabled(grad):
+            return fn(item)
+
+    pool = _POOLS.get(len(items))
+    if pool is None:
+        pool = _POOLS[len(items)] = ThreadPoolExecutor(len(items), thread_name_prefix="vidplug-frames")
+    try:
+        return list(pool.map(run, items))
+    finally:
+        torch.set_num_threads(caller)
+
+
+def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0,
+                       workers: int = 1) -> tuple[Tensor, list[Tensor]]:
     """``x = R(z)``, ``losses(x)`` (a list, the total first) and the total's gradient back into ``z``'s graph.
 
     Args:
@@ -70,11 +111,15 @@ def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0) -> tupl
         losses: maps ``x (T, C, H, W)`` to ``[total, ...]``; only ``total`` is differentiated.
         micro_batch: 0 = one backward pass over the chunk; ``0 < m < T`` = R without grad over the chunk, then
             re-run with grad ``m`` frames at a time (see :attr:`SolverConfig.micro_batch`).
+        workers: ``n > 1`` (and no micro-batching) = R's forward and backward on ``n`` groups of frames in ``n``
+            threads of one intra-op thread each (:func:`frame_workers`); the same gradients.
 
     Returns:
         ``(x, losses(x))``; ``x`` may require grad (detach it to keep it).
     """
     micro = 0 < micro_batch < z.shape[0]
+    if workers > 1 and not micro:
+        return _threaded_backprop(z, reverse, losses, workers)
     if micro:  # R without grad here; its backward runs m frames at a time below
         with torch.no_grad():  # detached: a slice of a grad-requiring z would still claim requires_grad here
             zd = z.detach()
@@ -86,6 +131,27 @@ def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0) -> tupl
     values[0].backward()
     if micro:
         _backward_through_r(z, x.grad, reverse, micro_batch)
+    return x, values
+
+
+def _threaded_backprop(z: Tensor, reverse, losses, workers: int) -> tuple[Tensor, list[Tensor]]:
+    """:func:`backprop_through_r` with R's frames in ``workers`` groups on parallel threads.
+
+    Exact for the same reason as micro-batching: R maps each frame's seed to that frame alone. Each group keeps its
+    own graph from its own leaf; the losses run once over the whole chunk on the caller's thread, and the groups'
+    seed gradients go back into ``z``'s graph (the shared-seed parametrisation) once, at the end.
+    """
+    slices = _frame_slices(z.shape[0], -(-z.shape[0] // workers))
+    leaves = [z.detach()[sl].requires_grad_() for sl in slices]
+    parts = _map_single_threaded(lambda i: reverse(leaves[i], slices[i]), list(range(len(slices))))
+    x = torch.cat([p.detach() for p in parts]).requires_grad_()
+    values = losses(x)
+    values[0].backward()
+    if x.grad is not None and z.requires_grad:
+        grads = _map_single_threaded(
+            lambda i: torch.autograd.grad(parts[i], leaves[i], x.grad[slices[i]])[0] if parts[i].requires_grad
+            else torch.zeros_like(leaves[i]), list(range(len(slices))))
+        z.backward(torch.cat(grads))
     return x, values
 
 
