@@ -588,3 +588,29 @@ def test_the_chosen_coupling_mask_reaches_the_start_the_solve_and_the_projection
     seen.clear()
     restore_video(clip, tmp_path / "c.mp4", fixed, simulate=True, progress=False, models=tiny_models(fixed))
     assert seen and set(seen) == {False}
+
+
+def test_auto_fusion_flows_fuse_both_candidates_side_by_side_with_several_torch_threads():
+    import threading
+
+    from vidplug.methods import classical
+
+    _, y, data_op, dagger, _ = _known_motion_problem("sr4", 4, 16)
+    cfg = tiny_run_config("consistency.pixel_weight=0.05", "consistency.fusion_flows_from=auto",
+                          task=("task.name=sr4",))
+    runs = {}
+    for threads in (1, 2):
+
+        class NamedFlow(ContrastFlow):  # records the threads its flows were estimated on
+            names: set = set()
+
+            def flow_pair(self, frames, step=1):
+                NamedFlow.names.add(threading.current_thread().name)
+                return super().flow_pair(frames, step)
+
+        torch.set_num_threads(threads)  # conftest restores the count after the test
+        runs[threads] = classical.least_squares_estimate(data_op, y, dagger, 10, cfg.consistency, NamedFlow())
+        workers = {n for n in NamedFlow.names if n.startswith("vidplug-worker")}
+        assert len(workers) == (0 if threads == 1 else 2)  # the two candidates on two worker threads
+    assert runs[2][1]["flows_from"] == runs[1][1]["flows_from"]
+    torch.testing.assert_close(runs[2][0], runs[1][0], atol=1e-5, rtol=1e-4)

@@ -104,19 +104,20 @@ def load_prior_like(prior):
 
 
 @pytest.mark.parametrize("checkpoint_decoder", [False, True])
-def test_micro_batched_and_checkpointed_gradients_equal_whole_chunk(prior, checkpoint_decoder):
+def test_micro_batched_threaded_and_checkpointed_gradients_equal_whole_chunk(prior, checkpoint_decoder):
     size = (9, 11)
     z0 = torch.randn(prior.seed_shape((4, 3, *size)), generator=torch.Generator().manual_seed(0))
     target = torch.rand(4, 3, *size, generator=torch.Generator().manual_seed(1))
     grads = []
-    for micro, ckpt in ((0, False), (1, checkpoint_decoder), (3, checkpoint_decoder)):
+    for micro, ckpt, workers in ((0, False, 1), (1, checkpoint_decoder, 1), (3, checkpoint_decoder, 1),
+                                 (0, checkpoint_decoder, 2)):  # frame threads: the VAE decoder in each thread too
         z = z0.clone().requires_grad_()
         reverse = reverse_fn(prior, ddim_timesteps(2), size=size, checkpoint_decoder=ckpt)
-        x, _ = backprop_through_r(z, reverse, lambda x: [((x - target) ** 2).sum()], micro)
+        x, _ = backprop_through_r(z, reverse, lambda x: [((x - target) ** 2).sum()], micro, workers)
         assert x.shape == (4, 3, *size)
         grads.append(z.grad)
-    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(grads[2], grads[0], atol=1e-5, rtol=1e-4)
+    for g in grads[1:]:
+        torch.testing.assert_close(g, grads[0], atol=1e-5, rtol=1e-4)
 
 
 def test_guidance_runs_prompt_and_empty_prompt(sd_dirs, prior):

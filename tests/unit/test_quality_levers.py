@@ -216,3 +216,27 @@ def test_each_run_sets_its_own_border_pad_on_shared_models(tmp_path):
     models.prior.net.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape[-1]))
     restore_video(clip, tmp_path / "d.mp4", plain, simulate=True, models=models, progress=False)
     assert widths and set(widths) == {16}  # the network saw the frames unpadded (8 on each side would be 32)
+
+
+def test_warm_start_on_frame_threads_equals_one_call():
+    """The inversion-offset warm start inverts each frame alone, so frame threads split it over groups of frames
+    (what the network sees) without changing the seeds or the offset."""
+    from types import SimpleNamespace
+
+    from tests.conftest import make_tiny_prior, make_translating_video
+    from vidplug.methods.dmplug import _start
+
+    prior, init = make_tiny_prior(), make_translating_video(3, 16, 16)
+    batches = []
+    hook = prior.net.register_forward_pre_hook(lambda mod, args: batches.append(args[0].shape[0]))
+    try:
+        starts = {}
+        for n in (1, 2):
+            batches.clear()
+            solver = SolverConfig(init="inversion-offset", num_steps=2, inversion_iters=2, frame_threads=n)
+            starts[n] = _start(SimpleNamespace(solver=solver, seed=0), prior, None, init)
+            assert sorted(set(batches)) == ([3] if n == 1 else [1, 2])
+    finally:
+        hook.remove()
+    for one, threaded in zip(starts[1], starts[2], strict=True):
+        torch.testing.assert_close(threaded, one, atol=1e-5, rtol=1e-4)

@@ -335,7 +335,7 @@ def test_frame_threads_run_groups_of_frames_on_worker_threads_at_one_torch_threa
         hook.remove()
     in_solve = [s for s in seen if s[3]]  # the solve's calls (the final R(z*) runs without grad, on the caller)
     assert sorted(n for n, *_ in in_solve) == [1] * 6 + [2] * 6  # T = 3 in groups of 2 and 1, K = 3, 2 iterations
-    assert all(name.startswith("vidplug-frames") and threads == 1 for _, name, threads, _ in in_solve)
+    assert all(name.startswith("vidplug-worker") and threads == 1 for _, name, threads, _ in in_solve)
 
 
 def test_frame_workers_auto_is_torch_threads_on_cpu_capped_by_frames():

@@ -23,6 +23,7 @@ from vidplug.solver.chunk_problem import (
     start_offset,
 )
 from vidplug.solver.chunks import Chunk
+from vidplug.solver.reverse import frame_workers, on_frame_groups
 
 
 def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor | None) -> list:
@@ -158,10 +159,13 @@ def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | Non
     where ``x = R(z) + init - R(z0)`` starts exactly at ``init (T, C, H, W)``)."""
     sv = cfg.solver
     if sv.init in ("inversion", "inversion-offset"):  # warm start: seeds whose reverse process lands near init
-        z0 = inversion_seeds(init, prior, sv.num_steps, sv.spacing, sv.inversion_iters)
+        workers = frame_workers(sv.frame_threads, init)  # per frame, so over threads as the solve's iterations
+        z0 = on_frame_groups(lambda sl: inversion_seeds(init[sl], prior, sv.num_steps, sv.spacing,
+                                                        sv.inversion_iters), len(init), workers)
         if sv.init == "inversion":
             return z0, None
-        return z0, start_offset(init, z0, prior, sv.num_steps, sv.spacing, clamp=sv.clamp)
+        return z0, on_frame_groups(lambda sl: start_offset(init[sl], z0[sl], prior, sv.num_steps, sv.spacing,
+                                                           clamp=sv.clamp), len(init), workers)
     frames = range(chunk.window_start, chunk.window_stop)
     seed_shape = prior.seed_shape(tuple(init.shape))[1:]  # (C, H, W) pixels, (4, H/8, W/8) latents
     return initial_seeds(seed_shape, frames, cfg.seed).to(init.device), None

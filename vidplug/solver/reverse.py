@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
 
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import reverse_to_unit
+from vidplug.runtime import map_single_threaded
 
 AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # solver.autocast -> network dtype
 
@@ -73,31 +73,13 @@ def frame_workers(setting: int, z: Tensor) -> int:
     return max(1, min(setting, z.shape[0]))
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _map_single_threaded(fn, items: list) -> list:
-    """``[fn(item) for item in items]``, one worker thread per item, each worker at one intra-op torch thread.
-
-    ``torch.set_num_threads`` is per OS thread for OpenMP and MKL, but it also sets the default that threads not
-    yet using torch start with: it is restored to the caller's count afterwards, so the workers' 1 leaks nowhere.
-    """
-    caller = torch.get_num_threads()
-    grad = torch.is_grad_enabled()
-
-    def run(item):
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
-        with torch.set_grad_enabled(grad):
-            return fn(item)
-
-    pool = _POOLS.get(len(items))
-    if pool is None:
-        pool = _POOLS[len(items)] = ThreadPoolExecutor(len(items), thread_name_prefix="vidplug-frames")
-    try:
-        return list(pool.map(run, items))
-    finally:
-        torch.set_num_threads(caller)
+def on_frame_groups(fn, num_frames: int, workers: int) -> Tensor:
+    """``fn(slice)`` -> a tensor of those frames, over the chunk's ``num_frames`` frames: one call on the whole
+    chunk when ``workers <= 1``, else ``workers`` groups of frames on parallel threads (as the solver's iterations,
+    :func:`frame_workers`), concatenated. For per-frame work without grad (the warm start's DDIM inversion)."""
+    if workers <= 1:
+        return fn(slice(None))
+    return torch.cat(map_single_threaded(fn, _frame_slices(num_frames, -(-num_frames // workers))))
 
 
 def backprop_through_r(z: Tensor, reverse, losses, micro_batch: int = 0,
@@ -143,12 +125,12 @@ def _threaded_backprop(z: Tensor, reverse, losses, workers: int) -> tuple[Tensor
     """
     slices = _frame_slices(z.shape[0], -(-z.shape[0] // workers))
     leaves = [z.detach()[sl].requires_grad_() for sl in slices]
-    parts = _map_single_threaded(lambda i: reverse(leaves[i], slices[i]), list(range(len(slices))))
+    parts = map_single_threaded(lambda i: reverse(leaves[i], slices[i]), list(range(len(slices))))
     x = torch.cat([p.detach() for p in parts]).requires_grad_()
     values = losses(x)
     values[0].backward()
     if x.grad is not None and z.requires_grad:
-        grads = _map_single_threaded(
+        grads = map_single_threaded(
             lambda i: torch.autograd.grad(parts[i], leaves[i], x.grad[slices[i]])[0] if parts[i].requires_grad
             else torch.zeros_like(leaves[i]), list(range(len(slices))))
         z.backward(torch.cat(grads))
