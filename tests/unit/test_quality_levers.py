@@ -219,12 +219,13 @@ def test_each_run_sets_its_own_border_pad_on_shared_models(tmp_path):
 
 
 def test_warm_start_on_frame_threads_equals_one_call():
-    """The inversion-offset warm start inverts each frame alone, so frame threads split it over groups of frames
-    (what the network sees) without changing the seeds or the offset."""
+    """The warm start's DDIM inversion inverts each frame alone, so frame threads split it over groups of frames
+    (what the network sees) without changing the seeds; the offset is left to the solve's first pass."""
     from types import SimpleNamespace
 
     from tests.conftest import make_tiny_prior, make_translating_video
     from vidplug.methods.dmplug import _start
+    from vidplug.solver.reverse import StartOffset
 
     prior, init = make_tiny_prior(), make_translating_video(3, 16, 16)
     batches = []
@@ -236,7 +237,37 @@ def test_warm_start_on_frame_threads_equals_one_call():
             solver = SolverConfig(init="inversion-offset", num_steps=2, inversion_iters=2, frame_threads=n)
             starts[n] = _start(SimpleNamespace(solver=solver, seed=0), prior, None, init)
             assert sorted(set(batches)) == ([3] if n == 1 else [1, 2])
+            assert len(batches) == (2 * 2 if n == 1 else 2 * 2 * 2)  # K = 2 levels x 2 fixed-point calls, no R(z0)
     finally:
         hook.remove()
-    for one, threaded in zip(starts[1], starts[2], strict=True):
-        torch.testing.assert_close(threaded, one, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(starts[2][0], starts[1][0], atol=1e-5, rtol=1e-4)
+    assert isinstance(starts[1][1], StartOffset) and torch.equal(starts[1][1].start, init)
+
+
+@pytest.mark.parametrize("frame_threads", [1, 2])
+def test_start_offset_from_the_first_iteration_equals_the_offset_computed_before(tiny_prior, frame_threads):
+    """solver.init=inversion-offset: the offset start - R(z0) taken from the solve's first pass through R gives the
+    solve that the offset computed beforehand gives (the first iterate is the start), with K network calls fewer."""
+    from vidplug.solver import solve
+    from vidplug.solver.reverse import StartOffset
+
+    init = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    op = build_operator("sr", 3, (16, 16), noise_sigma=0.0, factor=2)
+    y = op.A(init.roll(1, dims=-1))  # the start is not the answer: the solve moves
+    z0 = inversion_seeds(init, tiny_prior, 2, "leading", iters=1)
+    cfg = SolverConfig(iters=4, num_steps=2, early_stop=False, lr=1e-2, frame_threads=frame_threads)
+    calls = []
+    hook = tiny_prior.net.register_forward_pre_hook(lambda mod, args: calls.append(1))
+    try:
+        before = solve(y, op, tiny_prior, cfg, z_init=z0, x_offset=start_offset(init, z0, tiny_prior, 2, "leading"),
+                       reference=init, progress=False)
+        n_before = len(calls)
+        calls.clear()
+        lazy = solve(y, op, tiny_prior, cfg, z_init=z0, x_offset=StartOffset(init), reference=init, progress=False)
+    finally:
+        hook.remove()
+    assert n_before - len(calls) == 2  # start_offset's R(z0): K = 2 network calls
+    assert lazy.oracle_psnr[0] > 60  # the first iterate is the start
+    assert lazy.oracle_psnr[-1] < lazy.oracle_psnr[0]  # and the solve moved from it
+    torch.testing.assert_close(lazy.frames, before.frames, atol=1e-5, rtol=1e-4)
+    assert lazy.loss_history["total"] == pytest.approx(before.loss_history["total"], rel=1e-4)

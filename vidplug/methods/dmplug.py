@@ -20,10 +20,9 @@ from vidplug.solver.chunk_problem import (
     initial_seeds,
     inversion_seeds,
     project,
-    start_offset,
 )
 from vidplug.solver.chunks import Chunk
-from vidplug.solver.reverse import frame_workers, on_frame_groups
+from vidplug.solver.reverse import StartOffset, frame_workers, on_frame_groups
 
 
 def consistency_terms(cons, models, chunk: Chunk, init: Tensor, anchors: Tensor | None) -> list:
@@ -154,7 +153,7 @@ def _projected(sv, cons, models, data_op: CroppedOperator, y: Tensor, frames: Te
                 motion_boundaries=cons.motion_boundaries, report=report)
 
 
-def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | None]:
+def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, StartOffset | None]:
     """Initial seeds of the window and the offset added to ``R(z)`` (None unless ``solver.init=inversion-offset``,
     where ``x = R(z) + init - R(z0)`` starts exactly at ``init (T, C, H, W)``)."""
     sv = cfg.solver
@@ -162,10 +161,8 @@ def _start(cfg, prior, chunk: Chunk, init: Tensor) -> tuple[Tensor, Tensor | Non
         workers = frame_workers(sv.frame_threads, init)  # per frame, so over threads as the solve's iterations
         z0 = on_frame_groups(lambda sl: inversion_seeds(init[sl], prior, sv.num_steps, sv.spacing,
                                                         sv.inversion_iters), len(init), workers)
-        if sv.init == "inversion":
-            return z0, None
-        return z0, on_frame_groups(lambda sl: start_offset(init[sl], z0[sl], prior, sv.num_steps, sv.spacing,
-                                                           clamp=sv.clamp), len(init), workers)
+        # inversion-offset: init - R(z0), from the solve's first pass through R (one reverse process fewer)
+        return z0, (None if sv.init == "inversion" else StartOffset(init))
     frames = range(chunk.window_start, chunk.window_stop)
     seed_shape = prior.seed_shape(tuple(init.shape))[1:]  # (C, H, W) pixels, (4, H/8, W/8) latents
     return initial_seeds(seed_shape, frames, cfg.seed).to(init.device), None

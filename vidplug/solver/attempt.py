@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from vidplug.prior.base import DiffusionPrior
 from vidplug.solver.config import SolverConfig
 from vidplug.solver.early_stop import ESWMV
-from vidplug.solver.reverse import AUTOCAST, backprop_through_r, frame_workers, reverse_fn
+from vidplug.solver.reverse import AUTOCAST, StartOffset, backprop_through_r, frame_workers, reverse_fn
 from vidplug.solver.seeds import SeedParam
 from vidplug.solver.terms import DataFidelity, LossTerm
 
@@ -35,7 +35,7 @@ class Problem:
     config: SolverConfig
     reference: Tensor | None  # ORACLE only: (T, C, H, W) ground truth for the PSNR curve
     frame_shape: tuple[int, int, int, int] | None = None  # (T, C, H, W) of x (a latent prior's seeds differ)
-    offset: Tensor | None = None  # (T, C, H, W) added to R(z) (solver.init=inversion-offset), else None
+    offset: Tensor | StartOffset | None = None  # added to R(z) (solver.init=inversion-offset), else None
     on_iterate: Callable[[int, Tensor], None] | None = None  # studies of the stopping rule only (see solve)
 
 

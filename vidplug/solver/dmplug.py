@@ -33,7 +33,7 @@ from vidplug.prior.ddim import ddim_timesteps
 from vidplug.solver.attempt import Attempt, Problem, run_attempt
 from vidplug.solver.config import SolverConfig
 from vidplug.solver.result import SolveResult
-from vidplug.solver.reverse import fast_prior
+from vidplug.solver.reverse import StartOffset, fast_prior
 from vidplug.solver.seeds import draw_seeds, make_seeds
 from vidplug.solver.terms import DataFidelity, LossTerm
 
@@ -51,7 +51,7 @@ def solve(
     progress: bool = True,
     desc: str = "dmplug",
     frame_shape: tuple[int, int, int, int] | None = None,
-    x_offset: Tensor | None = None,
+    x_offset: Tensor | StartOffset | None = None,
     on_iterate: Callable[[int, Tensor], None] | None = None,
 ) -> SolveResult:
     """Restore the frames behind observation ``y`` with DMPlug (all frames of the chunk jointly).
@@ -70,7 +70,8 @@ def solve(
         progress: show a tqdm bar.
         desc: the bar's label.
         frame_shape: ``(T, C, H, W)`` of ``x`` when the operator cannot tell.
-        x_offset: ``(T, C, H, W)`` added to ``R(z)`` (``solver.init=inversion-offset``): ``x = R(z) + x_offset``.
+        x_offset: ``(T, C, H, W)`` added to ``R(z)`` (``solver.init=inversion-offset``): ``x = R(z) + x_offset``;
+            or a :class:`~vidplug.solver.reverse.StartOffset`, ``start - R(z_init)`` from the first iteration's R.
         on_iterate: called as ``on_iterate(iteration, x)`` with every iterate's output ``x (T, C, H, W)`` (detached,
             unclamped; copy it to keep it). For studies of the stopping rule (benchmarks/tune_es.py); it may
             synchronise with the device, so leave it None in production runs.
@@ -145,7 +146,8 @@ def _result(attempts: list[Attempt], frames: Tensor, z: Tensor, chosen: int, not
 
 def _problem(y: Tensor, operator, prior: DiffusionPrior, config: SolverConfig, terms: list[LossTerm],
              generator: torch.Generator, shape: tuple[int, int, int, int], reference: Tensor | None,
-             on_iterate: Callable[[int, Tensor], None] | None = None, offset: Tensor | None = None) -> Problem:
+             on_iterate: Callable[[int, Tensor], None] | None = None,
+             offset: Tensor | StartOffset | None = None) -> Problem:
     """What every attempt optimises against: data term, loss terms, the (fast) prior, R's timesteps and noise."""
     timesteps = ddim_timesteps(config.num_steps, prior.num_train_timesteps, config.spacing)
     # eta > 0: the DDIM noise is drawn once, so R stays one deterministic function of z during the optimisation

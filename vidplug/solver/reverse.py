@@ -46,17 +46,43 @@ def fast_prior(prior: DiffusionPrior, *, compile: bool = False, channels_last: b
     return twins[key]
 
 
+class StartOffset:
+    """The offset of ``solver.init=inversion-offset``, ``start - R(z_init)``, taken from the solve's own first pass
+    through R (at ``z_init``) instead of one more reverse process beforehand: ``x = R(z) + start - R(z_init)``, so
+    the first iterate is ``start``. Each frame's offset is set by the first call that reaches it."""
+
+    def __init__(self, start: Tensor) -> None:
+        self.start = start  # (T, C, H, W)
+        self.value = torch.zeros_like(start)
+        self.known = [False] * start.shape[0]
+
+    def to(self, device=None, dtype=None) -> StartOffset:
+        """A copy on ``device`` in ``dtype``, before any frame's offset is set."""
+        return StartOffset(self.start.to(device=device, dtype=dtype))
+
+    def __call__(self, x: Tensor, frames: slice) -> Tensor:
+        """``x + offset`` for ``x = R(z)`` of ``frames``; sets those frames' offset on their first call."""
+        indices = range(len(self.known))[frames]
+        if not all(self.known[i] for i in indices):
+            self.value[frames] = self.start[frames] - x.detach()
+            for i in indices:
+                self.known[i] = True
+        return x + self.value[frames]
+
+
 def reverse_fn(prior: DiffusionPrior, timesteps: Sequence[int], *, checkpoint: bool = False,
-               noise: Sequence[Tensor] | None = None, offset: Tensor | None = None, **kwargs):
+               noise: Sequence[Tensor] | None = None, offset: Tensor | StartOffset | None = None, **kwargs):
     """R as :func:`backprop_through_r` calls it: ``reverse(z_part, frames: slice, checkpoint=...)`` -> float32
     frames of those seeds, with their slice of the per-step DDIM ``noise``; other keywords (``eta``, ``clamp``,
     ``autocast_dtype``, ``size``, ``checkpoint_decoder``) go to :func:`~vidplug.prior.ddim.reverse_to_unit`;
-    ``offset (T, C, H, W)`` is added to the frames (``solver.init=inversion-offset``)."""
+    ``offset (T, C, H, W)`` is added to the frames (``solver.init=inversion-offset``), or a :class:`StartOffset`."""
 
     def reverse(z: Tensor, frames: slice, checkpoint: bool = checkpoint) -> Tensor:
         part = None if noise is None else [n[frames] for n in noise]
         x = reverse_to_unit(z, prior, timesteps, checkpoint=checkpoint, noise=part, **kwargs).float()
-        return x if offset is None else x + offset[frames]
+        if offset is None:
+            return x
+        return offset(x, frames) if isinstance(offset, StartOffset) else x + offset[frames]
 
     return reverse
 
