@@ -92,7 +92,7 @@ def frame_workers(setting: int, z: Tensor) -> int:
 
     ``0`` (auto): on CPU torch's intra-op thread count, at most one per frame; elsewhere 1. The tiny prior's
     convolutions on a few 144x144 frames scale poorly over torch's threads (2 threads: 1.2-1.3x one), while two
-    halves of the chunk, each on one thread, run side by side (``benchmarks/bench_frame_threads.py``).
+    halves of the chunk, each on one thread, run side by side (``benchmarks/bench_solver.py --frame-threads 1,2``).
     """
     if setting == 0:
         setting = torch.get_num_threads() if z.device.type == "cpu" else 1
