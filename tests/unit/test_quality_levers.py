@@ -16,9 +16,16 @@ from vidplug.methods.classical import TASK_BASELINES, telea_inpaint
 from vidplug.physics import build_operator
 from vidplug.prior.base import DiffusionPrior, linear_alphas_cumprod
 from vidplug.prior.ddim import ddim_timesteps, reverse_to_unit
-from vidplug.solver.chunk_problem import CroppedOperator, inversion_seeds, project, start_offset
+from vidplug.solver.chunk_problem import CroppedOperator, inversion_seeds, project
 from vidplug.solver.config import SolverConfig
 from vidplug.solver.reverse import reverse_fn
+
+
+def start_offset(estimate, z0, prior, num_steps):
+    """``estimate - R(z0)``, computed before the solve: what :class:`~vidplug.solver.reverse.StartOffset` takes from
+    the solve's first pass through R instead."""
+    with torch.no_grad():
+        return estimate - reverse_to_unit(z0, prior, ddim_timesteps(num_steps, prior.num_train_timesteps, "leading"))
 
 
 class ZeroPadBox(torch.nn.Module):
@@ -75,7 +82,7 @@ def test_cropped_operator_adjoint_is_exact():
 def test_inversion_offset_starts_exactly_at_the_initial_estimate(tiny_prior):
     init = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     z0 = inversion_seeds(init, tiny_prior, 2, "leading")
-    offset = start_offset(init, z0, tiny_prior, 2, "leading")
+    offset = start_offset(init, z0, tiny_prior, 2)
     ts = ddim_timesteps(2, 1000, "leading")
     start = reverse_fn(tiny_prior, ts, offset=offset)(z0, slice(None))
     assert torch.allclose(start, init, atol=1e-5)
@@ -83,7 +90,7 @@ def test_inversion_offset_starts_exactly_at_the_initial_estimate(tiny_prior):
     # one fixed-point call per level (solver.inversion_iters=1): other seeds, still an exact start with the offset
     z1 = inversion_seeds(init, tiny_prior, 2, "leading", iters=1)
     assert not torch.allclose(z1, z0)
-    start1 = reverse_fn(tiny_prior, ts, offset=start_offset(init, z1, tiny_prior, 2, "leading"))(z1, slice(None))
+    start1 = reverse_fn(tiny_prior, ts, offset=start_offset(init, z1, tiny_prior, 2))(z1, slice(None))
     assert torch.allclose(start1, init, atol=1e-5)
 
 
@@ -259,7 +266,7 @@ def test_start_offset_from_the_first_iteration_equals_the_offset_computed_before
     calls = []
     hook = tiny_prior.net.register_forward_pre_hook(lambda mod, args: calls.append(1))
     try:
-        before = solve(y, op, tiny_prior, cfg, z_init=z0, x_offset=start_offset(init, z0, tiny_prior, 2, "leading"),
+        before = solve(y, op, tiny_prior, cfg, z_init=z0, x_offset=start_offset(init, z0, tiny_prior, 2),
                        reference=init, progress=False)
         n_before = len(calls)
         calls.clear()

@@ -11,7 +11,7 @@ from torch import Tensor
 from vidplug.physics.base import VideoOperator
 from vidplug.physics.seeding import frame_generator
 from vidplug.prior.base import DiffusionPrior
-from vidplug.prior.ddim import ddim_invert, ddim_timesteps, reverse_to_unit
+from vidplug.prior.ddim import ddim_invert, ddim_timesteps
 
 
 def initial_seeds(shape: tuple[int, int, int], frames: range, seed: int) -> Tensor:
@@ -27,15 +27,6 @@ def inversion_seeds(estimate: Tensor, prior: DiffusionPrior, num_steps: int, spa
     timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps, spacing)
     with torch.no_grad():
         return ddim_invert(prior.encode_frames(estimate), prior, timesteps, fixed_point_iters=iters)
-
-
-@torch.no_grad()
-def start_offset(estimate: Tensor, z0: Tensor, prior: DiffusionPrior, num_steps: int, spacing: str,
-                 clamp: bool = False) -> Tensor:
-    """``estimate - R(z0)`` ``(T, C, H, W)``: added to ``R(z)`` (``solver.init=inversion-offset``) so that the first
-    iterate is exactly ``estimate``, whatever the inversion's round-trip error."""
-    timesteps = ddim_timesteps(num_steps, prior.num_train_timesteps, spacing)
-    return estimate - reverse_to_unit(z0, prior, timesteps, clamp=clamp, size=tuple(estimate.shape[-2:])).float()
 
 
 class CroppedOperator(torch.nn.Module):
