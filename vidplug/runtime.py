@@ -23,6 +23,12 @@ def resolve_device(name: str) -> torch.device:
         raise VidplugError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
 
 
+def cpu_threads(device: torch.device) -> int:
+    """How many workers :func:`map_single_threaded` may use for work on ``device``: torch's intra-op thread count on
+    CPU, 1 elsewhere (a GPU runs the work batched)."""
+    return torch.get_num_threads() if device.type == "cpu" else 1
+
+
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from vidplug.consistency.fusion import fuse, warp_residual
 from vidplug.errors import VidplugError
 from vidplug.methods.base import ChunkOutput
-from vidplug.runtime import map_single_threaded
+from vidplug.runtime import cpu_threads, map_single_threaded
 from vidplug.solver.chunk_problem import CroppedOperator, project
 
 LS_STEPS, LS_DAMPING = 30, 0.01
@@ -73,7 +73,7 @@ def _fused(data_op: CroppedOperator, y: Tensor, dagger: Tensor, x: Tensor, steps
                     damping=LS_DAMPING, radius=cons.fusion_radius, first_flows=sources[name], **masks)
 
     # auto's two candidates are independent: on CPU with several torch threads, side by side on one thread each
-    parallel = len(names) > 1 and x.device.type == "cpu" and torch.get_num_threads() > 1
+    parallel = len(names) > 1 and cpu_threads(x.device) > 1
     fused = dict(zip(names, map_single_threaded(fused_from, names) if parallel else map(fused_from, names),
                      strict=True))
     chosen = names[0] if len(fused) == 1 else min(fused, key=lambda name: warp_residual(flow, fused[name], **masks))

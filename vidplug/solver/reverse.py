@@ -12,7 +12,7 @@ from torch import Tensor
 
 from vidplug.prior.base import DiffusionPrior
 from vidplug.prior.ddim import reverse_to_unit
-from vidplug.runtime import map_single_threaded
+from vidplug.runtime import cpu_threads, map_single_threaded
 
 AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # solver.autocast -> network dtype
 
@@ -95,7 +95,7 @@ def frame_workers(setting: int, z: Tensor) -> int:
     halves of the chunk, each on one thread, run side by side (``benchmarks/bench_solver.py --frame-threads 1,2``).
     """
     if setting == 0:
-        setting = torch.get_num_threads() if z.device.type == "cpu" else 1
+        setting = cpu_threads(z.device)
     return max(1, min(setting, z.shape[0]))
 
 
